@@ -1,0 +1,1 @@
+"""Extract EnOS Batch Processing flow instances into typed tables."""

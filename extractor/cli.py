@@ -1,0 +1,370 @@
+"""The ``enos-flows`` command line: parsing, progress and exit codes; the work is elsewhere."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import sys
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import TextIO
+
+from extractor.client import EnOSClient
+from extractor.config import FetchConfig, load_gateway_config, parse_timezone
+from extractor.destinations import ParquetDestination, SqlDestination
+from extractor.errors import ConfigError, ExtractorError
+from extractor.pipeline import EXIT_FATAL, EXIT_OK, EXIT_USAGE, Destination, RunReport, run_extract
+from extractor.progress import Progress
+
+log = logging.getLogger("extractor")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        code: int = args.func(args)
+    except ConfigError as exc:
+        print(f"enos-flows: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ExtractorError as exc:
+        print(f"enos-flows: error: {exc}", file=sys.stderr)
+        return EXIT_FATAL
+    except KeyboardInterrupt:
+        print("enos-flows: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="enos-flows",
+        description="Extract EnOS Batch Processing flow instances into SQL and Parquet tables.",
+    )
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    ext = sub.add_parser(
+        "extract",
+        help="fetch flow instances and load them",
+        description="Fetch flow instances by ID (or discover them) and load them into "
+        "SQLite, any SQLAlchemy database and/or Parquet. Exit codes: 0 all loaded, "
+        "3 some IDs failed (see failed_instances), 1 fatal error, 2 bad usage.",
+    )
+    src = ext.add_argument_group("which instances (one of)")
+    one = src.add_mutually_exclusive_group(required=True)
+    one.add_argument("--ids-file", metavar="FILE", help="one ID per line; '-' reads stdin")
+    one.add_argument("--ids", nargs="+", metavar="ID", help="IDs on the command line")
+    one.add_argument(
+        "--from",
+        dest="from_time",
+        metavar="TIME",
+        help="discover instances triggered at or after TIME (ISO 8601)",
+    )
+    one.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="fetch again the IDs in the destination's failed_instances",
+    )
+    src.add_argument(
+        "--to",
+        dest="to_time",
+        metavar="TIME",
+        help="with --from: trigger time upper bound, exclusive (default now)",
+    )
+    src.add_argument(
+        "--type",
+        type=int,
+        default=1,
+        choices=(0, 1, 2),
+        help="with --from: 0 manual, 1 scheduled (default), 2 temporary",
+    )
+    src.add_argument(
+        "--status",
+        default="",
+        metavar="CODES",
+        help="with --from: comma-separated status codes, e.g. -1,1",
+    )
+    _add_destination_args(ext)
+    _add_gateway_args(ext)
+    _add_fetch_args(ext)
+    ext.add_argument("--report", metavar="FILE", help="write a JSON run report")
+    ext.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+    ext.add_argument(
+        "--no-resume", action="store_true", help="start afresh even if the same run was interrupted"
+    )
+    ext.set_defaults(func=_cmd_extract)
+
+    sim = sub.add_parser(
+        "simulate",
+        help="run the bundled EnOS gateway simulator",
+        description="Serve a deterministic EnOS gateway on loopback until "
+        "interrupted. Credentials: demo-app-key / demo-app-secret, org "
+        "demo-org, user demo-user.",
+    )
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=8089)
+    sim.add_argument("--seed", type=int, default=42)
+    sim.add_argument("--flows", type=int, default=200)
+    sim.add_argument("--latency-ms", type=float, default=0.0)
+    sim.add_argument("--rate-limit-rps", type=float, default=None)
+    sim.set_defaults(func=_cmd_simulate)
+
+    sch = sub.add_parser(
+        "schema",
+        help="print the DDL of every table",
+        description="Print CREATE TABLE statements generated from the declared schema.",
+    )
+    sch.add_argument("--dialect", default="sqlite", choices=("sqlite", "postgresql"))
+    sch.add_argument("--schema", dest="db_schema", metavar="NAME")
+    sch.add_argument("--table-prefix", default="")
+    sch.set_defaults(func=_cmd_schema)
+
+    demo = sub.add_parser(
+        "demo",
+        help="extract from the bundled simulator into ./demo",
+        description="Start the simulator, extract a few hundred instances "
+        "into DIR/warehouse.sqlite and DIR/parquet/, print a summary.",
+    )
+    demo.add_argument("--out", default="demo", metavar="DIR")
+    demo.add_argument("--instances", type=int, default=400)
+    demo.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def _add_destination_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("where to load (at least one)")
+    g.add_argument("--sqlite", metavar="PATH", help="SQLite database file")
+    g.add_argument("--db", metavar="URL", help="SQLAlchemy URL, e.g. postgresql+psycopg://...")
+    g.add_argument("--parquet", metavar="DIR", help="directory of Parquet datasets")
+    g.add_argument(
+        "--mode",
+        default="upsert",
+        choices=("upsert", "append", "replace"),
+        help="upsert (default) replaces re-loaded instances with their children",
+    )
+    g.add_argument("--schema", dest="db_schema", metavar="NAME", help="database schema")
+    g.add_argument("--table-prefix", default="", metavar="PREFIX")
+
+
+def _add_gateway_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "gateway (else ENOS_GATEWAY, ENOS_APP_KEY, ENOS_APP_SECRET, ENOS_ORG_ID, "
+        "ENOS_USER_ID, or a TOML file; the secret is never a flag)"
+    )
+    g.add_argument("--config", metavar="FILE", help="TOML file with a [gateway] table")
+    g.add_argument("--gateway", metavar="URL")
+    g.add_argument("--app-key")
+    g.add_argument("--org-id")
+    g.add_argument("--user-id")
+    g.add_argument(
+        "--timezone", metavar="TZ", help="zone of the API's timestamps (default: ask Get Time Zone)"
+    )
+    g.add_argument("--timeout", type=float, default=30.0, metavar="S", help="per request")
+    g.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
+
+
+def _add_fetch_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("fetching")
+    g.add_argument("--workers", type=int, default=16, help="concurrent requests (default 16)")
+    g.add_argument("--max-rps", type=float, metavar="N", help="never more than N requests/s")
+    g.add_argument("--max-attempts", type=int, default=6, help="per ID (default 6)")
+    g.add_argument(
+        "--deadline",
+        type=float,
+        default=120.0,
+        metavar="S",
+        help="give up retrying an ID after S seconds (default 120)",
+    )
+    g.add_argument("--batch-size", type=int, default=2000, help="instances per load batch")
+
+
+def _destinations(args: argparse.Namespace) -> list[Destination]:
+    dests: list[Destination] = []
+    if args.sqlite:
+        dests.append(
+            SqlDestination(
+                f"sqlite:///{args.sqlite}", mode=args.mode, table_prefix=args.table_prefix
+            )
+        )
+    if args.db:
+        dests.append(
+            SqlDestination(
+                args.db, mode=args.mode, schema=args.db_schema, table_prefix=args.table_prefix
+            )
+        )
+    if args.parquet:
+        dests.append(ParquetDestination(args.parquet, mode=args.mode))
+    if not dests:
+        raise ConfigError("name a destination: --sqlite PATH, --db URL or --parquet DIR")
+    return dests
+
+
+def _cmd_extract(args: argparse.Namespace) -> int:
+    gateway = load_gateway_config(
+        {
+            "base_url": args.gateway,
+            "app_key": args.app_key,
+            "org_id": args.org_id,
+            "user_id": args.user_id,
+            "timezone": args.timezone,
+            "timeout_s": args.timeout,
+            "verify_tls": not args.insecure,
+        },
+        config_file=args.config,
+    )
+    fetch = FetchConfig(
+        workers=args.workers,
+        max_rps=args.max_rps,
+        max_attempts=args.max_attempts,
+        deadline_s=args.deadline,
+        batch_size=args.batch_size,
+    )
+    dests = _destinations(args)
+    with EnOSClient(gateway, fetch=fetch) as client:
+        ids, total, description = _id_source(args, client, dests)
+        if args.no_resume:
+            description = ""
+        progress = Progress(total=total, quiet=args.quiet)
+        try:
+            report = run_extract(
+                ids,
+                client=client,
+                destinations=dests,
+                fetch=fetch,
+                description=description,
+                on_progress=progress,
+            )
+        finally:
+            progress.close()
+    _summarise(report, args.quiet)
+    if args.report:
+        _write_report(Path(args.report), report)
+    return report.exit_code
+
+
+def _id_source(
+    args: argparse.Namespace, client: EnOSClient, dests: list[Destination]
+) -> tuple[Iterator[str], int | None, str]:
+    """The IDs to fetch, their count when cheap to know, and the run's identity."""
+    where = "|".join(d.label for d in dests)
+    if args.ids:
+        return iter(args.ids), len(args.ids), f"ids:{','.join(args.ids)}>{where}"
+    if args.retry_failed:
+        failed = sorted({i for d in dests for i in d.failed_ids()})
+        return iter(failed), len(failed), ""
+    if args.ids_file:
+        if args.ids_file == "-":
+            return _lines(sys.stdin), None, ""
+        path = Path(args.ids_file)
+        try:
+            stat = path.stat()
+            with path.open("rb") as fh:
+                total = sum(1 for line in fh if line.strip())
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+        identity = f"file:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}>{where}"
+        return _file_lines(path), total, identity
+    tz = parse_timezone(client.config.timezone) if client.config.timezone else None
+    start = _parse_time(args.from_time, "--from", tz)
+    end = _parse_time(args.to_time, "--to", tz) if args.to_time else datetime.now().astimezone()
+    if end <= start:
+        raise ConfigError("--to must be after --from")
+    found = client.list_flow_instances(
+        from_time=start, to_time=end, type=args.type, status=args.status
+    )
+    identity = f"window:{start.isoformat()}:{end.isoformat()}:{args.type}:{args.status}>{where}"
+    return (str(i["instanceId"]) for i in found if "instanceId" in i), None, identity
+
+
+def _file_lines(path: Path) -> Iterator[str]:
+    with path.open(encoding="utf-8") as fh:
+        yield from _lines(fh)
+
+
+def _lines(stream: TextIO) -> Iterator[str]:
+    for line in stream:
+        text = line.strip()
+        if text and not text.startswith("#"):
+            yield text
+
+
+def _parse_time(text: str, flag: str, tz: object) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"{flag} must be an ISO 8601 time, got {text!r}") from None
+    if value.tzinfo is None:
+        value = value.astimezone() if tz is None else value.replace(tzinfo=tz)  # type: ignore[arg-type]
+    return value
+
+
+def _summarise(report: RunReport, quiet: bool) -> None:
+    out = sys.stderr
+    if report.fatal_error:
+        print(f"enos-flows: fatal: {report.fatal_error}", file=out)
+    if quiet and report.exit_code == EXIT_OK:
+        return
+    print(
+        f"loaded {report.loaded} instances ({report.rows.get('task_instances', 0)} tasks), "
+        f"{report.failed} failed to fetch, {report.rejected} rejected, "
+        f"{report.skipped} already done, in {report.seconds:.1f} s "
+        f"({report.instances_per_s:.0f}/s)",
+        file=out,
+    )
+    if report.failures_by_reason:
+        reasons = ", ".join(f"{k}: {v}" for k, v in report.failures_by_reason.most_common())
+        print(f"failures by reason: {reasons}", file=out)
+        for line in report.failed_ids_sample[:10]:
+            print(f"  {line}", file=out)
+        print("the failed IDs are in failed_instances; --retry-failed fetches them again", file=out)
+    if report.unknown_fields:
+        names = ", ".join(sorted(report.unknown_fields))
+        print(f"note: fields this version does not know were kept in extra_json: {names}", file=out)
+
+
+def _write_report(path: Path, report: RunReport) -> None:
+    try:
+        path.write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n")
+    except OSError as exc:
+        raise ConfigError(f"cannot write the report to {path}: {exc.strerror}") from None
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from extractor.simulator import build_simulator
+
+    sim = build_simulator(
+        host=args.host,
+        port=args.port,
+        seed=args.seed,
+        flows=args.flows,
+        latency_ms=args.latency_ms,
+        rate_limit_rps=args.rate_limit_rps,
+    )
+    print(f"EnOS simulator on {sim.url} (Ctrl-C to stop)", file=sys.stderr)
+    with contextlib.suppress(KeyboardInterrupt):
+        sim.serve_forever()
+    return EXIT_OK
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from extractor.loaders import create_ddl
+
+    sys.stdout.write(
+        create_ddl(args.dialect, schema=args.db_schema, table_prefix=args.table_prefix)
+    )
+    return EXIT_OK
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from extractor.demo import run_demo
+
+    return run_demo(Path(args.out), instances=args.instances)

@@ -1,0 +1,441 @@
+"""EnOSClient: one pooled ``requests.Session``, signing, retries, and the one function that
+turns an HTTP answer into a result or an exception of :mod:`extractor.errors`."""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+from types import TracebackType
+from typing import Any, Literal
+from urllib.parse import urlencode
+
+import orjson
+import requests
+from requests.adapters import HTTPAdapter
+
+from extractor.auth import TOKEN_PATH, TokenCache, signature, token_encryption
+from extractor.config import FetchConfig, GatewayConfig, parse_timezone
+from extractor.errors import (
+    ApiError,
+    AuthError,
+    FatalApiError,
+    GatewayUnreachableError,
+    NotFoundError,
+    PermanentApiError,
+    ThrottledError,
+    TokenExpiredError,
+    TransientApiError,
+)
+from extractor.ratelimit import RateLimiter
+
+SERVICE = "/batch-processing-service/v2.1"
+INSTANCES_PATH = f"{SERVICE}/flowInstances"
+TIME_PATH = f"{SERVICE}/time"
+
+TOKEN_EXPIRED = 1203
+# Token-service codes that mean the credentials themselves are wrong.
+_AUTH_CODES = frozenset({1002, 1003, 1004, 1202})
+# Batch Processing Service common codes: 62101 wrong user/org (every call fails),
+# 62103 no privilege (this resource), 62109 internal error (try again).
+_FATAL_CODES = frozenset({62101})
+_NO_PRIVILEGE = 62103
+_TRANSIENT_CODES = frozenset({1001, 1005, 1204, 62109})
+_THROTTLE_CODES = frozenset({429})
+_RETRY_AFTER_MAX_S = 60.0
+
+Method = Literal["GET", "POST"]
+
+
+@dataclass
+class ClientStats:
+    """Counters across threads: calls, retries, throttles and errors by class."""
+
+    calls: int = 0
+    retries: int = 0
+    throttled: int = 0
+    token_refreshes: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            setattr(self, name, getattr(self, name) + n)
+
+    def error(self, exc: BaseException) -> None:
+        with self._lock:
+            self.errors[type(exc).__name__] += 1
+
+
+def classify(
+    http_status: int,
+    body: Any,
+    *,
+    headers: Mapping[str, str] | None = None,
+    now: Callable[[], float] = time.time,
+) -> Any:
+    """Return the body's ``data`` on success; raise the matching :class:`ApiError` otherwise.
+
+    The one place that decides what an answer means. The token service reports its
+    result in ``status`` (once misspelled ``stauts``), the other services in ``code``.
+
+    >>> classify(200, {"code": 0, "msg": "OK", "data": {"timezone": "GMT+8"}})
+    {'timezone': 'GMT+8'}
+    >>> classify(200, {"code": 62109, "msg": "Server internal exception"})
+    Traceback (most recent call last):
+    ...
+    extractor.errors.TransientApiError: gateway error 62109: Server internal exception
+    """
+    code: int | None = None
+    msg = ""
+    if isinstance(body, Mapping):
+        raw_code = next((body[k] for k in ("code", "status", "stauts") if k in body), None)
+        code = _as_int(raw_code)
+        msg = str(body.get("msg") or body.get("message") or "")[:300]
+    retry_after = parse_retry_after((headers or {}).get("Retry-After"), now=now)
+    detail = f"{code}: {msg}" if code is not None else f"HTTP {http_status}"
+    kwargs: dict[str, Any] = {"http_status": http_status, "api_code": code}
+    if http_status == 429 or code in _THROTTLE_CODES:
+        raise ThrottledError(
+            f"throttled by the gateway ({detail})", retry_after_s=retry_after, **kwargs
+        )
+    if code == TOKEN_EXPIRED:
+        raise TokenExpiredError("access token expired", **kwargs)
+    if code in _AUTH_CODES or http_status in (401, 403):
+        raise AuthError(f"the gateway refused the credentials ({detail})", **kwargs)
+    if code in _FATAL_CODES:
+        raise FatalApiError(f"the gateway refused the user or organisation ({detail})", **kwargs)
+    if code == _NO_PRIVILEGE:
+        raise PermanentApiError(f"no permission ({detail})", **kwargs)
+    if http_status >= 500 or http_status == 408 or code in _TRANSIENT_CODES:
+        raise TransientApiError(f"gateway error {detail}", retry_after_s=retry_after, **kwargs)
+    if http_status == 404 and code is None:
+        raise FatalApiError(
+            "the gateway answered 404 Not Found: is the gateway URL right?", **kwargs
+        )
+    if http_status >= 400:
+        raise PermanentApiError(f"request refused ({detail})", **kwargs)
+    if not isinstance(body, Mapping):
+        raise TransientApiError("malformed answer: not a JSON object", **kwargs)
+    if code is None:
+        raise TransientApiError("malformed answer: no code in the body", **kwargs)
+    if code != 0:
+        raise PermanentApiError(f"gateway error {detail}", **kwargs)
+    return body.get("data")
+
+
+def parse_retry_after(value: str | None, *, now: Callable[[], float] = time.time) -> float | None:
+    """Read ``Retry-After`` (seconds or an HTTP date), clamped to [0, 60] seconds.
+
+    >>> parse_retry_after("3")
+    3.0
+    >>> parse_retry_after("-5"), parse_retry_after("999999"), parse_retry_after("soon")
+    (0.0, 60.0, None)
+    >>> parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=lambda: 1445412470.0)
+    10.0
+    """
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - now()
+    if math.isnan(seconds):
+        return None
+    return min(max(seconds, 0.0), _RETRY_AFTER_MAX_S)
+
+
+def _as_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            return None
+    return None
+
+
+class EnOSClient:
+    """A client of the EnOS gateway's Batch Processing Service.
+
+    Thread-safe: one session with a connection pool sized for ``fetch.workers``, one
+    token shared by all threads, one rate budget. Transient failures are retried with
+    exponential backoff and full jitter, within ``fetch.max_attempts`` and
+    ``fetch.deadline_s``; an expired token is renewed and the call repeated once.
+    """
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        *,
+        fetch: FetchConfig | None = None,
+        session: requests.Session | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.fetch_config = fetch or FetchConfig()
+        self._owns_session = session is None
+        self.session = session or requests.Session()
+        if self._owns_session:
+            pool = max(10, self.fetch_config.workers)
+            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool, max_retries=0)
+            self.session.mount("http://", adapter)
+            self.session.mount("https://", adapter)
+        self.session.verify = config.verify_tls
+        self._clock = clock
+        self._wall = wall_clock
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._rng_lock = threading.Lock()
+        self.limiter = RateLimiter(self.fetch_config.max_rps, clock=clock, sleep=sleep)
+        self.tokens = TokenCache(self._fetch_token, clock=clock)
+        self.stats = ClientStats()
+
+    def __repr__(self) -> str:
+        return f"EnOSClient(base_url={self.config.base_url!r}, org_id={self.config.org_id!r})"
+
+    def __enter__(self) -> EnOSClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._owns_session:
+            self.session.close()
+
+    def get_flow_instance(self, instance_id: str) -> dict[str, Any]:
+        """Return one flow instance's ``data`` object.
+
+        Raises:
+            NotFoundError: the gateway has no such instance.
+            ApiError: any other failure, after retries where they can help.
+        """
+        params = {"action": "get", "flowInstId": instance_id, **self._identity()}
+        try:
+            data = self._call("GET", INSTANCES_PATH, params)
+        except ApiError as exc:
+            exc.instance_id = instance_id
+            raise
+        if isinstance(data, list):
+            data = data[0] if len(data) == 1 else (data or None)
+        if data is None:
+            raise NotFoundError(f"no flow instance {instance_id}", instance_id=instance_id)
+        if not isinstance(data, dict):
+            raise TransientApiError(
+                f"malformed answer for {instance_id}: data is {type(data).__name__}",
+                instance_id=instance_id,
+            )
+        return data
+
+    def list_flow_instances(
+        self,
+        *,
+        from_time: datetime,
+        to_time: datetime,
+        type: int = 1,
+        status: str = "",
+        owner: str = "",
+        expression: str = "",
+        page_size: int = 200,
+    ) -> Iterator[dict[str, Any]]:
+        """Yield every instance whose trigger time is in ``[from_time, to_time)``.
+
+        Times must be time-zone aware. Pages are fetched lazily until a short page.
+        """
+        if from_time.tzinfo is None or to_time.tzinfo is None:
+            raise ValueError("from_time and to_time must be time-zone aware")
+        params = {"action": "search", **self._identity()}
+        page = 0
+        while True:
+            body = {
+                "type": type,
+                "expression": expression,
+                "owner": owner,
+                "fromTriggerTime": int(from_time.timestamp() * 1000),
+                "toTriggerTime": int(to_time.timestamp() * 1000),
+                "status": status,
+                "pagination": {
+                    "pageNo": page,
+                    "pageSize": page_size,
+                    "sorters": [{"field": "start_time", "order": "ASC"}],
+                },
+            }
+            data = self._call("POST", INSTANCES_PATH, params, body)
+            items = data if isinstance(data, list) else (data or {}).get("data", [])
+            yield from items
+            if len(items) < page_size:
+                return
+            page += 1
+
+    def get_timezone(self) -> tzinfo:
+        """Ask the gateway for the server's time zone (naive timestamps are in it)."""
+        data = self._call("GET", TIME_PATH, {"action": "getTimeZone"})
+        if not isinstance(data, Mapping) or not isinstance(data.get("timezone"), str):
+            raise TransientApiError("malformed Get Time Zone answer")
+        return parse_timezone(data["timezone"])
+
+    def _identity(self) -> dict[str, str]:
+        return {"userId": self.config.user_id, "orgId": self.config.org_id}
+
+    def _call(
+        self,
+        method: Method,
+        path: str,
+        params: Mapping[str, str],
+        body: Mapping[str, Any] | None = None,
+    ) -> Any:
+        policy = self.fetch_config
+        deadline = self._clock() + policy.deadline_s
+        attempt = 0
+        renewed = False
+        while True:
+            attempt += 1
+            self.limiter.acquire()
+            try:
+                data = self._send(method, path, params, body)
+            except TokenExpiredError as exc:
+                if renewed:
+                    raise AuthError("access token expired again right after renewal") from exc
+                renewed = True
+                attempt -= 1
+                self.stats.add("token_refreshes")
+                continue
+            except TransientApiError as exc:
+                exc.attempts = attempt
+                self.stats.error(exc)
+                if isinstance(exc, ThrottledError):
+                    self.stats.add("throttled")
+                    self.limiter.on_throttle()
+                delay = self._backoff(attempt, exc.retry_after_s)
+                if attempt >= policy.max_attempts or self._clock() + delay > deadline:
+                    raise
+                self.stats.add("retries")
+                self._sleep(delay)
+                continue
+            except ApiError as exc:
+                exc.attempts = attempt
+                self.stats.error(exc)
+                raise
+            return data
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None and retry_after > 0:
+            return retry_after
+        cap = min(self.fetch_config.backoff_max_s, self.fetch_config.backoff_base_s * 2**attempt)
+        with self._rng_lock:
+            return self._rng.uniform(0, cap)
+
+    def _send(
+        self,
+        method: Method,
+        path: str,
+        params: Mapping[str, str],
+        body: Mapping[str, Any] | None,
+    ) -> Any:
+        payload = orjson.dumps(body) if body is not None else None
+        token = self.tokens.get()
+        stamp = int(self._wall() * 1000)
+        headers = {
+            "apim-accesstoken": token,
+            "apim-timestamp": str(stamp),
+            "apim-signature": signature(token, params, payload, stamp, self.config.app_secret),
+        }
+        if payload is not None:
+            headers["Content-Type"] = "application/json"
+        url = f"{self.config.base_url}{path}?{urlencode(sorted(params.items()))}"
+        self.stats.add("calls")
+        response = self._http(method, url, headers, payload)
+        try:
+            return self._classify(response)
+        except TokenExpiredError:
+            self.tokens.invalidate(token)
+            raise
+
+    def _http(
+        self, method: Method, url: str, headers: Mapping[str, str], payload: bytes | None
+    ) -> requests.Response:
+        try:
+            return self.session.request(
+                method, url, headers=headers, data=payload, timeout=self.config.timeout_s
+            )
+        except requests.exceptions.SSLError as exc:
+            raise FatalApiError(f"TLS verification failed for the gateway: {exc}") from exc
+        except requests.exceptions.ConnectionError as exc:
+            raise GatewayUnreachableError(f"cannot connect to the gateway: {_reason(exc)}") from exc
+        except requests.exceptions.Timeout as exc:
+            raise TransientApiError(
+                f"the gateway did not answer within {self.config.timeout_s:g} s"
+            ) from exc
+        except requests.exceptions.RequestException as exc:
+            raise TransientApiError(f"request failed: {_reason(exc)}") from exc
+
+    def _classify(self, response: requests.Response) -> Any:
+        try:
+            body = orjson.loads(response.content) if response.content else None
+        except orjson.JSONDecodeError:
+            if 200 <= response.status_code < 300:
+                raise TransientApiError(
+                    "malformed answer: the body is not valid JSON",
+                    http_status=response.status_code,
+                ) from None
+            body = None  # an error page; the status code says enough
+        return classify(response.status_code, body, headers=response.headers, now=self._wall)
+
+    def _fetch_token(self) -> tuple[str, float]:
+        stamp = int(self._wall() * 1000)
+        body = {
+            "appKey": self.config.app_key,
+            "encryption": token_encryption(self.config.app_key, stamp, self.config.app_secret),
+            "timestamp": stamp,
+        }
+        response = self._http(
+            "POST",
+            f"{self.config.base_url}{TOKEN_PATH}",
+            {"Content-Type": "application/json"},
+            orjson.dumps(body),
+        )
+        data = self._classify(response)
+        if not isinstance(data, Mapping) or not data.get("accessToken"):
+            raise TransientApiError("malformed token answer: no accessToken")
+        try:
+            lifetime = float(data.get("expire", 7200))
+        except (TypeError, ValueError):
+            lifetime = 7200.0
+        return str(data["accessToken"]), max(lifetime, 1.0)
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost cause of a connection error, without the URL's query string."""
+    inner: BaseException = exc
+    while inner.__cause__ is not None or inner.__context__ is not None:
+        inner = inner.__cause__ or inner.__context__  # type: ignore[assignment]
+    text = str(inner) or type(inner).__name__
+    return text[:200]
+
+
+__all__ = ["SERVICE", "ClientStats", "EnOSClient", "classify", "parse_retry_after"]

@@ -1,0 +1,140 @@
+"""Concurrent fetching of many flow instances: a bounded stream of results and failures.
+
+Worker threads pull IDs from the (possibly huge, lazily read) ID iterator and push
+results into a bounded queue, so memory holds at most a few results per worker however
+many IDs there are. A fatal error (bad credentials, wrong gateway) stops every worker.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from extractor.errors import ApiError, FatalApiError
+
+
+class InstanceSource(Protocol):
+    """What the fetcher needs of a client."""
+
+    def get_flow_instance(self, instance_id: str) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """One instance as the API returned it."""
+
+    instance_id: str
+    record: dict[str, Any]
+    fetched_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """One ID that still failed after its retries."""
+
+    instance_id: str
+    error: ApiError
+    failed_at: datetime
+
+
+class _Done:
+    pass
+
+
+_DONE = _Done()
+
+
+def fetch_instances(
+    client: InstanceSource,
+    ids: Iterable[str],
+    *,
+    workers: int = 16,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Iterator[Fetched | Failed]:
+    """Yield a :class:`Fetched` or :class:`Failed` for every ID, in completion order.
+
+    Raises:
+        FatalApiError: the gateway refused us in a way that every call would repeat, or
+            listing IDs failed; raised after the workers stop, once the results already
+            fetched are yielded. An error raised by ``ids`` itself is re-raised as is.
+    """
+    source = iter(ids)
+    source_lock = threading.Lock()
+    results: queue.Queue[Fetched | Failed | _Done] = queue.Queue(maxsize=workers * 4)
+    stop = threading.Event()
+    fatal: list[Exception] = []
+
+    def next_id() -> str | None:
+        with source_lock:
+            return next(source, None)
+
+    def work() -> None:
+        try:
+            while not stop.is_set():
+                try:
+                    instance_id = next_id()
+                except ApiError as exc:  # discovering IDs failed: nothing more to fetch
+                    fatal.append(FatalApiError(f"listing flow instances failed: {exc.message}"))
+                    stop.set()
+                    return
+                except Exception as exc:  # reading the IDs failed; re-raised below
+                    fatal.append(exc)
+                    stop.set()
+                    return
+                if instance_id is None:
+                    return
+                try:
+                    record = client.get_flow_instance(instance_id)
+                except FatalApiError as exc:
+                    fatal.append(exc)
+                    stop.set()
+                    return
+                except ApiError as exc:
+                    _put(Failed(instance_id, exc, now()))
+                except Exception as exc:  # a bug must cost one ID, never lose it silently
+                    error = ApiError(f"unexpected {type(exc).__name__}: {exc}")
+                    error.instance_id = instance_id
+                    _put(Failed(instance_id, error, now()))
+                else:
+                    _put(Fetched(instance_id, record, now()))
+        finally:
+            _put(_DONE)
+
+    def _put(item: Fetched | Failed | _Done) -> None:
+        while True:
+            try:
+                results.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                if stop.is_set() and not isinstance(item, _Done):
+                    return
+
+    threads = [
+        threading.Thread(target=work, name=f"fetch-{i}", daemon=True) for i in range(workers)
+    ]
+    for t in threads:
+        t.start()
+    running = workers
+    try:
+        while running:
+            item = results.get()
+            if isinstance(item, _Done):
+                running -= 1
+            else:
+                yield item
+    finally:
+        stop.set()
+        while running:  # unblock workers if the consumer stopped early
+            try:
+                if isinstance(results.get(timeout=0.1), _Done):
+                    running -= 1
+            except queue.Empty:
+                pass
+        for t in threads:
+            t.join()
+    if fatal:
+        raise fatal[0]

@@ -1,0 +1,349 @@
+"""Wire settings -> client -> fetch -> flatten -> frames -> destinations, with run state."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
+from typing import Any, Protocol
+
+from extractor.client import EnOSClient
+from extractor.config import FetchConfig, GatewayConfig, parse_timezone
+from extractor.errors import ApiError, FatalApiError, RecordError
+from extractor.fetch import Failed, Fetched, fetch_instances
+from extractor.flatten import Rows, canonical_json, flatten_instance, flatten_records
+from extractor.frames import FlowFrames, build_frames
+from extractor.state import StateStore
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_FATAL = 1
+EXIT_USAGE = 2
+EXIT_PARTIAL = 3
+
+
+class Destination(Protocol):
+    """Where batches go. Writes must be idempotent upserts keyed by instance."""
+
+    label: str
+    state: StateStore | None
+
+    def write(self, frames: FlowFrames) -> None: ...
+
+    def failed_ids(self) -> list[str]: ...
+
+
+@dataclass
+class RunReport:
+    """What a run did; ``to_dict`` is the machine-readable ``--report``."""
+
+    run_key: str
+    resumed: bool = False
+    ids_seen: int = 0
+    skipped: int = 0
+    fetched: int = 0
+    loaded: int = 0
+    failed: int = 0
+    rejected: int = 0
+    rows: Counter[str] = field(default_factory=Counter)
+    failures_by_reason: Counter[str] = field(default_factory=Counter)
+    unknown_fields: Counter[str] = field(default_factory=Counter)
+    retries: int = 0
+    throttled: int = 0
+    throttle_events: int = 0
+    token_refreshes: int = 0
+    started_at: float = field(default_factory=time.monotonic)
+    seconds: float = 0.0
+    fatal_error: str | None = None
+    failed_ids_sample: list[str] = field(default_factory=list)
+
+    @property
+    def instances_per_s(self) -> float:
+        return (self.fetched + self.failed) / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def exit_code(self) -> int:
+        if self.fatal_error is not None:
+            return EXIT_FATAL
+        return EXIT_PARTIAL if self.failed or self.rejected else EXIT_OK
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_key": self.run_key,
+            "resumed": self.resumed,
+            "exit_code": self.exit_code,
+            "ids": {
+                "seen": self.ids_seen,
+                "skipped_already_done": self.skipped,
+                "fetched": self.fetched,
+                "loaded": self.loaded,
+                "failed_fetch": self.failed,
+                "rejected_flatten": self.rejected,
+            },
+            "rows": dict(self.rows),
+            "failures_by_reason": dict(self.failures_by_reason),
+            "unknown_fields": dict(self.unknown_fields),
+            "retries": self.retries,
+            "throttled_answers": self.throttled,
+            "throttle_slowdowns": self.throttle_events,
+            "token_refreshes": self.token_refreshes,
+            "seconds": round(self.seconds, 3),
+            "instances_per_s": round(self.instances_per_s, 1),
+            "fatal_error": self.fatal_error,
+        }
+
+
+ProgressCallback = Callable[[RunReport], None]
+
+
+def run_key(description: str) -> str:
+    """A stable key for "the same run": the same arguments give the same key."""
+    return hashlib.sha256(description.encode()).hexdigest()[:32]
+
+
+def failure_row(
+    instance_id: str,
+    *,
+    stage: str,
+    error: BaseException,
+    failed_at: datetime,
+    raw: Any = None,
+) -> tuple[Any, ...]:
+    """A ``failed_instances`` row for an ID that could not be fetched or flattened."""
+    api = error if isinstance(error, ApiError) else None
+    message = getattr(error, "message", None) or str(error)
+    return (
+        instance_id,
+        stage,
+        type(error).__name__,
+        api.http_status if api else None,
+        api.api_code if api else None,
+        message,
+        api.attempts if api else 1,
+        failed_at,
+        canonical_json(raw) if raw is not None else None,
+    )
+
+
+def flatten(
+    records: Iterable[Any],
+    *,
+    source_tz: tzinfo = UTC,
+    extracted_at: datetime | None = None,
+) -> FlowFrames:
+    """Flatten Get Flow Instance records (``data`` objects or envelopes) into tables.
+
+    A record that cannot be flattened becomes a ``failed_instances`` row with the
+    reason; the others flatten. Naive timestamps are read in ``source_tz``.
+    """
+    when = extracted_at or datetime.now(UTC)
+    rows = flatten_records(records, source_tz=source_tz, extracted_at=when)
+    failures = [
+        failure_row(
+            r.instance_id, stage="flatten", error=RecordError(r.reason), failed_at=when, raw=r.raw
+        )
+        for r in rows.rejects
+    ]
+    return build_frames(rows, failures)
+
+
+class _Collector:
+    """An in-memory destination for :func:`extract`."""
+
+    label = "memory"
+    state: StateStore | None = None
+
+    def __init__(self) -> None:
+        self.parts: list[FlowFrames] = []
+
+    def write(self, frames: FlowFrames) -> None:
+        self.parts.append(frames)
+
+    def failed_ids(self) -> list[str]:
+        return []
+
+
+def extract(
+    ids: Iterable[str],
+    *,
+    gateway: GatewayConfig | None = None,
+    client: EnOSClient | None = None,
+    fetch: FetchConfig | None = None,
+    source_tz: tzinfo | None = None,
+) -> FlowFrames:
+    """Fetch and flatten flow instances into memory (for notebooks).
+
+    Give either ``gateway`` settings or a ready ``client``. IDs that fail are in the
+    result's ``failures`` table with the reason.
+    """
+    if client is None:
+        if gateway is None:
+            raise ValueError("give gateway settings or a client")
+        with EnOSClient(gateway, fetch=fetch) as own:
+            return extract(ids, client=own, fetch=fetch, source_tz=source_tz)
+    collector = _Collector()
+    report = run_extract(
+        ids, client=client, destinations=[collector], fetch=fetch, source_tz=source_tz
+    )
+    if report.fatal_error is not None:
+        raise FatalApiError(report.fatal_error)
+    return FlowFrames.concat(collector.parts)
+
+
+def resolve_timezone(client: EnOSClient, source_tz: tzinfo | None) -> tzinfo:
+    """The zone of the gateway's naive timestamps: configured, else asked of the gateway."""
+    if source_tz is not None:
+        return source_tz
+    if client.config.timezone:
+        return parse_timezone(client.config.timezone)
+    return client.get_timezone()
+
+
+def run_extract(
+    ids: Iterable[str],
+    *,
+    client: EnOSClient,
+    destinations: Sequence[Destination],
+    fetch: FetchConfig | None = None,
+    source_tz: tzinfo | None = None,
+    description: str = "",
+    on_progress: ProgressCallback | None = None,
+) -> RunReport:
+    """Fetch, flatten and load ``ids`` in batches; resume an unfinished identical run.
+
+    Never raises for a per-ID failure: those are recorded in ``failed_instances`` and
+    counted in the report. A fatal error (bad credentials, wrong gateway) ends the run
+    after loading what was already fetched, with ``report.fatal_error`` set.
+    """
+    fetch = fetch or client.fetch_config
+    report = RunReport(run_key=run_key(description) if description else "")
+    stores = [d.state for d in destinations if d.state is not None]
+    if not description or len(stores) != len(destinations):
+        stores = []  # resume needs a run key and state in every destination
+    try:
+        tz = resolve_timezone(client, source_tz)
+    except ApiError as exc:
+        report.fatal_error = f"cannot start: {exc.message}"
+        _progress(report, client, on_progress)
+        return report
+    if stores:
+        report.resumed = any([s.begin_run(report.run_key, description) for s in stores])
+    todo = _pending(ids, stores, report, fetch.batch_size)
+    batch: list[Fetched | Failed] = []
+    try:
+        for item in fetch_instances(client, todo, workers=fetch.workers):
+            batch.append(item)
+            if len(batch) >= fetch.batch_size:
+                _flush(batch, tz, destinations, stores, report)
+                batch = []
+                _progress(report, client, on_progress)
+    except FatalApiError as exc:
+        report.fatal_error = exc.message
+    _flush(batch, tz, destinations, stores, report)
+    if report.fatal_error is None:
+        for store in stores:
+            store.finish_run(report.run_key)
+    _progress(report, client, on_progress)
+    return report
+
+
+def _pending(
+    ids: Iterable[str], stores: Sequence[StateStore], report: RunReport, chunk: int
+) -> Iterator[str]:
+    """Stream the IDs still to do, skipping those every destination has checkpointed."""
+    buffer: list[str] = []
+
+    def drain() -> Iterator[str]:
+        done = (
+            set.intersection(*(s.done(report.run_key, buffer) for s in stores)) if stores else set()
+        )
+        report.skipped += len(done)
+        yield from (i for i in buffer if i not in done)
+
+    for raw in ids:
+        instance_id = raw.strip()
+        if not instance_id:
+            continue
+        report.ids_seen += 1
+        buffer.append(instance_id)
+        if len(buffer) >= chunk:
+            yield from drain()
+            buffer = []
+    if buffer:
+        yield from drain()
+
+
+def _flush(
+    batch: list[Fetched | Failed],
+    tz: tzinfo,
+    destinations: Sequence[Destination],
+    stores: Sequence[StateStore],
+    report: RunReport,
+) -> None:
+    if not batch:
+        return
+    rows = Rows()
+    failures: list[tuple[Any, ...]] = []
+    outcomes: list[tuple[str, str]] = []
+    for item in batch:
+        if isinstance(item, Failed):
+            report.failed += 1
+            report.failures_by_reason[type(item.error).__name__] += 1
+            failures.append(
+                failure_row(
+                    item.instance_id, stage="fetch", error=item.error, failed_at=item.failed_at
+                )
+            )
+            outcomes.append((item.instance_id, "failed"))
+            continue
+        report.fetched += 1
+        try:
+            flatten_instance(
+                item.record,
+                source_tz=tz,
+                extracted_at=item.fetched_at,
+                expected_id=item.instance_id,
+                into=rows,
+            )
+        except RecordError as exc:
+            report.rejected += 1
+            report.failures_by_reason["RecordError"] += 1
+            failures.append(
+                failure_row(
+                    item.instance_id,
+                    stage="flatten",
+                    error=exc,
+                    failed_at=item.fetched_at,
+                    raw=item.record,
+                )
+            )
+            outcomes.append((item.instance_id, "failed"))
+        else:
+            outcomes.append((item.instance_id, "loaded"))
+    for f in failures:
+        if len(report.failed_ids_sample) < 20:
+            report.failed_ids_sample.append(f"{f[0]}: {f[2]}: {f[5]}")
+    frames = build_frames(rows, failures)
+    for dest in destinations:
+        dest.write(frames)
+    for store in stores:
+        store.record(report.run_key, outcomes)
+    report.loaded += len(rows.instances)
+    report.unknown_fields.update(frames.unknown_fields)
+    for name, count in frames.row_counts.items():
+        report.rows[name] += count
+
+
+def _progress(report: RunReport, client: EnOSClient, on_progress: ProgressCallback | None) -> None:
+    report.seconds = time.monotonic() - report.started_at
+    report.retries = client.stats.retries
+    report.throttled = client.stats.throttled
+    report.throttle_events = client.limiter.throttle_events
+    report.token_refreshes = client.stats.token_refreshes
+    if on_progress is not None:
+        on_progress(report)

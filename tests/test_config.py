@@ -1,0 +1,103 @@
+"""Settings: precedence, validation, secrets hidden, time zones."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from extractor.config import FetchConfig, GatewayConfig, load_gateway_config, parse_timezone
+from extractor.errors import ConfigError
+
+ENV = {
+    "ENOS_GATEWAY": "https://env.example",
+    "ENOS_APP_KEY": "env-key",
+    "ENOS_APP_SECRET": "env-secret-xyz",
+    "ENOS_ORG_ID": "env-org",
+    "ENOS_USER_ID": "env-user",
+}
+
+
+def test_environment_then_arguments_win(tmp_path: Path) -> None:
+    file = tmp_path / "enos.toml"
+    file.write_text(
+        '[gateway]\nurl = "https://file.example"\napp_key = "file-key"\n'
+        'app_secret = "file-secret"\norg_id = "file-org"\nuser_id = "file-user"\n'
+        'timezone = "GMT+8"\n'
+    )
+    from_file = load_gateway_config(config_file=file, env={})
+    assert (from_file.base_url, from_file.app_key, from_file.timezone) == (
+        "https://file.example",
+        "file-key",
+        "GMT+8",
+    )
+    mixed = load_gateway_config({"org_id": "arg-org"}, config_file=file, env=ENV)
+    assert (mixed.base_url, mixed.app_secret, mixed.org_id) == (
+        "https://env.example",
+        "env-secret-xyz",
+        "arg-org",
+    )
+
+
+def test_config_file_named_by_environment(tmp_path: Path) -> None:
+    file = tmp_path / "x.toml"
+    file.write_text('[gateway]\nurl = "http://127.0.0.1:1/"\n')
+    config = load_gateway_config(env={**ENV, "ENOS_GATEWAY": "", "ENOS_CONFIG": str(file)})
+    assert config.base_url == "http://127.0.0.1:1"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        pytest.param({}, "missing gateway settings: base_url", id="nothing"),
+        pytest.param(
+            {**ENV, "ENOS_APP_SECRET": ""}, "app_secret (ENOS_APP_SECRET)", id="no-secret"
+        ),
+        pytest.param({**ENV, "ENOS_GATEWAY": "ftp://x"}, "must be an http(s) URL", id="bad-url"),
+        pytest.param({**ENV, "ENOS_TIMEZONE": "Mars/Base"}, "unknown time zone", id="bad-tz"),
+    ],
+)
+def test_clear_errors(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_gateway_config(env=env)
+
+
+def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_gateway_config(config_file=tmp_path / "absent.toml", env=ENV)
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[gateway\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_gateway_config(config_file=bad, env=ENV)
+
+
+def test_secret_never_in_repr() -> None:
+    config = load_gateway_config(env=ENV)
+    assert "env-secret-xyz" not in repr(config)
+    assert "env-secret-xyz" not in str(config)
+
+
+def test_gateway_config_is_frozen() -> None:
+    config = GatewayConfig(
+        base_url="https://x", app_key="k", app_secret="s", org_id="o", user_id="u"
+    )
+    with pytest.raises(AttributeError):
+        config.app_key = "other"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("name", "offset"),
+    [("GMT+8", 8 * 60), ("GMT-3:30", -210), ("UTC+05:45", 345), ("GMT", 0), ("UTC", 0)],
+)
+def test_gmt_offsets_are_not_posix_inverted(name: str, offset: int) -> None:
+    tz = parse_timezone(name)
+    assert datetime(2026, 6, 1, tzinfo=tz).utcoffset() == timedelta(minutes=offset)
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"workers": 0}, {"max_rps": 0}, {"max_attempts": 0}, {"batch_size": 0}]
+)
+def test_fetch_config_validation(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ConfigError):
+        FetchConfig(**kwargs)  # type: ignore[arg-type]
