@@ -114,8 +114,14 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--port", type=int, default=8089)
     sim.add_argument("--seed", type=int, default=42)
     sim.add_argument("--flows", type=int, default=200)
-    sim.add_argument("--latency-ms", type=float, default=0.0)
-    sim.add_argument("--rate-limit-rps", type=float, default=None)
+    sim.add_argument("--timezone", default="Asia/Shanghai")
+    f = sim.add_argument_group("fault injection (shares are 0..1 of Get Flow Instance calls)")
+    f.add_argument("--latency-ms", type=float, default=0.0)
+    f.add_argument("--jitter-ms", type=float, default=0.0)
+    f.add_argument("--rate-limit-rps", type=float, default=0.0, help="server-side limit")
+    for name in ("throttle", "server-error", "timeout", "drop", "malformed", "code-error"):
+        f.add_argument(f"--{name}", type=float, default=0.0, metavar="SHARE")
+    f.add_argument("--expire-token-every", type=int, default=0, metavar="N")
     sim.set_defaults(func=_cmd_simulate)
 
     sch = sub.add_parser(
@@ -339,15 +345,27 @@ def _write_report(path: Path, report: RunReport) -> None:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from extractor.simulator import build_simulator
+    from extractor.simulator import Faults, build_simulator
 
+    faults = Faults(
+        latency_ms=args.latency_ms,
+        latency_jitter_ms=args.jitter_ms,
+        rate_limit_rps=args.rate_limit_rps,
+        throttle=args.throttle,
+        server_error=args.server_error,
+        timeout=args.timeout,
+        drop=args.drop,
+        malformed=args.malformed,
+        code_error=args.code_error,
+        expire_token_every=args.expire_token_every,
+    )
     sim = build_simulator(
         host=args.host,
         port=args.port,
         seed=args.seed,
         flows=args.flows,
-        latency_ms=args.latency_ms,
-        rate_limit_rps=args.rate_limit_rps,
+        timezone=args.timezone,
+        faults=faults,
     )
     print(f"EnOS simulator on {sim.url} (Ctrl-C to stop)", file=sys.stderr)
     with contextlib.suppress(KeyboardInterrupt):

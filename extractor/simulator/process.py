@@ -1,0 +1,214 @@
+"""Building a simulator from plain options, and running one in a child process.
+
+Benchmarks run the simulator in its own process so that it does not share the client's
+interpreter lock; :class:`SimulatorProcess` does that and keeps the simulator's
+controls (faults, clock, token expiry, stats) reachable over a pipe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import subprocess
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Self
+
+from extractor.simulator.faults import Faults
+from extractor.simulator.population import DEFAULT_END, DEFAULT_START, Population
+from extractor.simulator.server import Simulator
+from extractor.simulator.stats import SimStats
+from extractor.simulator.tokens import SimCredentials
+
+_DEFAULTS = SimCredentials()
+_ROOT = str(Path(__file__).resolve().parents[2])
+_CHILD = "from extractor.simulator.process import child_main; child_main()"
+
+
+def build_simulator(
+    *,
+    seed: int = 42,
+    flows: int = 200,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    timezone: str = "Asia/Shanghai",
+    now: datetime | None = None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    app_key: str = _DEFAULTS.app_key,
+    app_secret: str = _DEFAULTS.app_secret,
+    org_id: str = _DEFAULTS.org_id,
+    user_id: str = _DEFAULTS.user_id,
+    token_ttl_s: float = 7200,
+    faults: Faults | None = None,
+) -> Simulator:
+    """Return a (not yet started) simulator built from plain keyword options.
+
+    ``start`` and ``end`` default to the population's own defaults.
+    """
+    population = Population(
+        seed=seed,
+        flows=flows,
+        start=DEFAULT_START if start is None else start,
+        end=DEFAULT_END if end is None else end,
+        timezone=timezone,
+        now=now,
+    )
+    credentials = SimCredentials(
+        app_key=app_key, app_secret=app_secret, org_id=org_id, user_id=user_id
+    )
+    return Simulator(
+        population,
+        credentials=credentials,
+        faults=faults,
+        host=host,
+        port=port,
+        token_ttl_s=token_ttl_s,
+    )
+
+
+def _serve(options: dict[str, Any], commands: IO[bytes], answers: IO[bytes]) -> None:
+    simulator = build_simulator(**options)
+    with simulator:
+        _send(answers, simulator.url)
+        while True:
+            command, argument = pickle.load(commands)
+            if command == "stop":
+                _send(answers, None)
+                return
+            if command == "faults":
+                simulator.faults = argument
+            elif command == "advance":
+                simulator.population.advance(argument)
+            elif command == "expire_tokens":
+                simulator.expire_tokens()
+            elif command == "reset_stats":
+                simulator.reset_stats()
+            _send(answers, simulator.stats if command == "stats" else None)
+
+
+def _send(stream: IO[bytes], value: object) -> None:
+    pickle.dump(value, stream)
+    stream.flush()
+
+
+def child_main() -> None:
+    """Entry point of the child: options and commands on stdin, answers on stdout."""
+    answers = os.fdopen(os.dup(1), "wb")
+    # Anything printed by accident goes to stderr, not into the answer stream.
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    options = pickle.load(sys.stdin.buffer)
+    _serve(options, sys.stdin.buffer, answers)
+
+
+class SimulatorProcess:
+    """A simulator in a child process, started with the options of :func:`build_simulator`.
+
+    The child is a fresh interpreter (``python -c``), so callers need no
+    ``if __name__ == "__main__"`` guard. Its controls travel as pickles over its stdin
+    and stdout.
+
+    ::
+
+        with SimulatorProcess(flows=50, faults=Faults(throttle=0.05)) as sim:
+            run_benchmark(sim.url)
+            print(sim.stats().total_requests)
+    """
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+        self._process: subprocess.Popen[bytes] | None = None
+        self._url: str | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL of the child's server."""
+        if self._url is None:
+            raise RuntimeError("the simulator process is not running; call start() first")
+        return self._url
+
+    def start(self) -> Self:
+        """Start the child and wait until it serves; return self."""
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, (_ROOT, env.get("PYTHONPATH"))))
+        process = subprocess.Popen(
+            [sys.executable, "-c", _CHILD],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+        self._process = process
+        try:
+            self._url = self._call_raw(self.options)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _call_raw(self, message: object) -> Any:
+        process = self._process
+        if process is None or process.stdin is None or process.stdout is None:
+            raise RuntimeError("the simulator process is not running")
+        try:
+            _send(process.stdin, message)
+            return pickle.load(process.stdout)
+        except (OSError, EOFError) as exc:
+            raise RuntimeError("the simulator process exited") from exc
+
+    def _call(self, command: str, argument: object = None) -> Any:
+        return self._call_raw((command, argument))
+
+    def set_faults(self, faults: Faults) -> None:
+        """Replace the child's fault plan."""
+        self._call("faults", faults)
+
+    def advance(self, delta: timedelta) -> None:
+        """Move the child population's clock forward."""
+        self._call("advance", delta)
+
+    def expire_tokens(self) -> None:
+        """Expire every token the child issued."""
+        self._call("expire_tokens")
+
+    def stats(self) -> SimStats:
+        """Return the child's counters."""
+        result: SimStats = self._call("stats")
+        return result
+
+    def reset_stats(self) -> None:
+        """Zero the child's counters."""
+        self._call("reset_stats")
+
+    def stop(self) -> None:
+        """Stop the child's server and wait for the child to exit."""
+        process, self._process = self._process, None
+        self._url = None
+        if process is None:
+            return
+        with contextlib.suppress(OSError, EOFError, pickle.PickleError):
+            if process.stdin is not None and process.stdout is not None and process.poll() is None:
+                _send(process.stdin, ("stop", None))
+                pickle.load(process.stdout)
+        for stream in (process.stdin, process.stdout):
+            if stream is not None:
+                stream.close()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()

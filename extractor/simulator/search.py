@@ -1,0 +1,158 @@
+"""List Flow Instances: validating the request body and paging through the matches.
+
+Matches are enumerated lazily, so page ``n`` costs skipping ``n * pageSize`` IDs. To
+keep sequential paging linear, the position after each page is kept as a cursor; the
+next page of the same query continues from it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+import orjson
+
+from extractor.schema import STATUS_NAMES
+from extractor.simulator.population import Population
+
+MAX_PAGE_SIZE = 1000
+DEFAULT_PAGE_SIZE = 10
+SORT_FIELDS = frozenset({"start_time", "trigger_time"})
+_CURSORS = 32
+
+
+@dataclass(frozen=True, slots=True)
+class SearchRequest:
+    """A validated List Flow Instances body."""
+
+    type: int
+    expression: str
+    owner: str
+    from_ms: int
+    to_ms: int
+    statuses: frozenset[int]
+    page_no: int
+    page_size: int
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _millis(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _statuses(text: str) -> frozenset[int] | str:
+    codes: set[int] = set()
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        try:
+            code = int(part)
+        except ValueError:
+            return f"status must be comma-separated status codes, got {text!r}"
+        if code not in STATUS_NAMES:
+            return f"unknown status code {code}"
+        codes.add(code)
+    return frozenset(codes)
+
+
+def _pagination(value: object) -> tuple[int, int] | str:
+    if value is None:
+        return 0, DEFAULT_PAGE_SIZE
+    if not isinstance(value, dict):
+        return "pagination must be an object"
+    page_no, page_size = value.get("pageNo", 0), value.get("pageSize", DEFAULT_PAGE_SIZE)
+    if not _is_int(page_no) or page_no < 0:
+        return "pagination.pageNo must be an integer >= 0"
+    if not _is_int(page_size) or not 0 < page_size <= MAX_PAGE_SIZE:
+        return f"pagination.pageSize must be an integer in 1..{MAX_PAGE_SIZE}"
+    sorters = value.get("sorters") or []
+    if not isinstance(sorters, list):
+        return "pagination.sorters must be a list"
+    for sorter in sorters:
+        if not isinstance(sorter, dict) or sorter.get("field") not in SORT_FIELDS:
+            return f"sorters: field must be one of {sorted(SORT_FIELDS)}"
+        if str(sorter.get("order", "ASC")).upper() != "ASC":
+            return "sorters: only ASC order is supported"
+    return page_no, page_size
+
+
+def parse_search(body: bytes) -> SearchRequest | str:
+    """Validate a List Flow Instances body; return the request or what is wrong with it."""
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return "the request body must be JSON"
+    if not isinstance(value, dict):
+        return "the request body must be a JSON object"
+    kind = value.get("type")
+    if not _is_int(kind) or kind not in (0, 1, 2):
+        return "type is required: 0 manual, 1 periodic, 2 temporary"
+    owner, expression = value.get("owner"), value.get("expression", "")
+    if not isinstance(owner, str):
+        return "owner is required (an empty string for any owner)"
+    if not isinstance(expression, str):
+        return "expression must be a string"
+    from_ms, to_ms = _millis(value.get("fromTriggerTime")), _millis(value.get("toTriggerTime"))
+    if from_ms is None or to_ms is None:
+        return "fromTriggerTime and toTriggerTime are required, in epoch milliseconds"
+    if from_ms > to_ms:
+        return "fromTriggerTime must not be after toTriggerTime"
+    status = value.get("status")
+    if not isinstance(status, str):
+        return "status is required: comma-separated status codes, empty for all"
+    statuses = _statuses(status)
+    if isinstance(statuses, str):
+        return statuses
+    paging = _pagination(value.get("pagination"))
+    if isinstance(paging, str):
+        return paging
+    return SearchRequest(kind, expression, owner, from_ms, to_ms, statuses, *paging)
+
+
+_Key = tuple[int, str, str, int, int, frozenset[int], datetime, datetime]
+
+
+class SearchCursors:
+    """Remembers where the last pages of recent queries ended."""
+
+    def __init__(self) -> None:
+        self._cursors: OrderedDict[tuple[_Key, int], Iterator[str]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def page(self, population: Population, request: SearchRequest) -> list[str]:
+        """Return the IDs of the requested page."""
+        key: _Key = (
+            request.type,
+            request.expression,
+            request.owner,
+            request.from_ms,
+            request.to_ms,
+            request.statuses,
+            population.now,
+            population.start,
+        )
+        offset = request.page_no * request.page_size
+        with self._lock:
+            found = self._cursors.pop((key, offset), None)
+        if found is None:
+            found = population.search_ids(
+                request.from_ms,
+                request.to_ms,
+                request.statuses,
+                expression=request.expression,
+                owner=request.owner,
+                type=request.type,
+            )
+            found = itertools.islice(found, offset, None)
+        page = list(itertools.islice(found, request.page_size))
+        if len(page) == request.page_size:
+            with self._lock:
+                self._cursors[(key, offset + request.page_size)] = found
+                while len(self._cursors) > _CURSORS:
+                    self._cursors.popitem(last=False)
+        return page

@@ -1,0 +1,378 @@
+"""A loopback HTTP server that answers like the EnOS API gateway.
+
+Standard library only: a ``ThreadingHTTPServer`` speaking HTTP/1.1 with keep-alive, one
+daemon thread per connection (see :mod:`extractor.simulator.wire`). This module holds
+the gateway's behaviour: routing, authentication, the three calls, and faults.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import socket
+import threading
+from collections import OrderedDict
+from datetime import datetime
+from http import HTTPStatus
+from types import TracebackType
+from typing import Self
+
+import orjson
+
+from extractor.simulator.faults import Faults, FaultState, TokenBucket, retry_after_header
+from extractor.simulator.population import Population
+from extractor.simulator.search import SearchCursors, parse_search
+from extractor.simulator.stats import SimStats, StatsCounter
+from extractor.simulator.tokens import SimCredentials, TokenService
+from extractor.simulator.wire import Exchange, Server
+
+TOKEN_PATH = "/apim-token-service/v2.0/token/get"
+INSTANCES_PATH = "/batch-processing-service/v2.1/flowInstances"
+TIME_PATH = "/batch-processing-service/v2.1/time"
+
+_PAYLOAD_CACHE_SIZE = 4096
+_POLL_S = 0.05
+"""How often the accept loop looks for a stop request; bounds how long stop() waits."""
+
+
+class Simulator:
+    """A local EnOS gateway: APIM tokens, Get/List Flow Instances and Get Time Zone.
+
+    Use it as a context manager, or call :meth:`start` and :meth:`stop`::
+
+        with Simulator(Population(flows=20)) as sim:
+            run_extract(base_url=sim.url, ...)
+            sim.faults = Faults(throttle=0.1)  # from now on
+            print(sim.stats.throttled)
+
+    Args:
+        population: The flows and instances served (default ``Population()``).
+        credentials: The application and user it accepts.
+        faults: What goes wrong (default: nothing); replaceable while running.
+        host: Address to bind; loopback by default.
+        port: Port to bind; 0 picks a free one (see :attr:`url`).
+        token_ttl_s: Lifetime of an access token.
+    """
+
+    def __init__(
+        self,
+        population: Population | None = None,
+        *,
+        credentials: SimCredentials = SimCredentials(),  # noqa: B008 - frozen, shared safely
+        faults: Faults | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        token_ttl_s: float = 7200,
+    ) -> None:
+        self.population = population if population is not None else Population()
+        self.credentials = credentials
+        self.host, self.port = host, port
+        self.tokens = TokenService(credentials, token_ttl_s)
+        self._stats = StatsCounter()
+        self._cursors = SearchCursors()
+        self._payloads: OrderedDict[tuple[str, datetime, datetime], bytes] = OrderedDict()
+        self._payload_lock = threading.Lock()
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._server: Server | None = None
+        self._thread: threading.Thread | None = None
+        self.faults = faults or Faults()
+
+    @property
+    def faults(self) -> Faults:
+        """The fault plan in force; assigning one starts it afresh."""
+        return self._fault_state.faults
+
+    @faults.setter
+    def faults(self, plan: Faults) -> None:
+        self._fault_state = FaultState(plan)
+        self._bucket = TokenBucket(plan.rate_limit_rps) if plan.rate_limit_rps else None
+        self._rng = random.Random(plan.seed)
+
+    @property
+    def url(self) -> str:
+        """Base URL of the running server, e.g. ``http://127.0.0.1:54321``."""
+        if self._server is None:
+            raise RuntimeError("the simulator is not running; call start() first")
+        return f"http://{self._server.server_name}:{self._server.server_port}"
+
+    @property
+    def stats(self) -> SimStats:
+        """A snapshot of the request, answer and fault counters."""
+        return self._stats.snapshot()
+
+    def reset_stats(self) -> None:
+        """Set every counter back to zero."""
+        self._stats.reset()
+
+    def expire_tokens(self) -> None:
+        """Make every access token issued so far expired."""
+        self.tokens.expire_all()
+
+    def _bind(self) -> Server:
+        if self._server is not None:
+            raise RuntimeError("the simulator is already running")
+        self._stopping.clear()
+        self._server = Server((self.host, self.port), self)
+        return self._server
+
+    def start(self) -> Self:
+        """Bind and serve in a background thread; return self."""
+        server = self._bind()
+        self._thread = threading.Thread(
+            target=server.serve_forever, args=(_POLL_S,), name="enos-simulator", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        """Bind and serve in this thread until Ctrl-C, or :meth:`stop` from another thread."""
+        server = self._bind()
+        try:
+            server.serve_forever(_POLL_S)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self._close()
+
+    def stop(self) -> None:
+        """Stop serving, cut open connections and release the port."""
+        server = self._server
+        if server is None:
+            return
+        self._stopping.set()
+        server.shutdown()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        self._close()
+
+    def _close(self) -> None:
+        self._stopping.set()
+        server, self._server = self._server, None
+        with self._connections_lock:
+            live = list(self._connections)
+        for connection in live:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+        if server is not None:
+            server.server_close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def track(self, connection: socket.socket, is_open: bool) -> None:
+        """Note a connection opening or closing, so :meth:`stop` can cut it."""
+        with self._connections_lock:
+            if is_open:
+                self._connections.add(connection)
+            else:
+                self._connections.discard(connection)
+
+    def handle(self, exchange: Exchange) -> None:
+        """Answer one request; the server calls this from the connection's thread."""
+        route = {TOKEN_PATH: "token", INSTANCES_PATH: "instances", TIME_PATH: "time"}.get(
+            exchange.path, "unknown"
+        )
+        if route == "instances":
+            route = "search" if exchange.method == "POST" else "get"
+        self._stats.request(route)
+        if route == "unknown":
+            body = {"code": 404, "msg": f"no such path: {exchange.path}"}
+            self._answer(exchange, 404, body, kind="unknown_path")
+            return
+        if exchange.method not in ("GET", "POST"):
+            body = {"code": 405, "msg": f"{exchange.method} is not allowed here"}
+            self._answer(exchange, 405, body, kind="bad_request")
+            return
+        self._delay()
+        if route == "token":
+            self._token(exchange)
+            return
+        if self._bucket is not None:
+            wait = self._bucket.take()
+            if wait > 0:
+                self._stats.fault("rate_limit")
+                retry = {"Retry-After": str(max(1, round(wait + 0.5)))}
+                body = {"code": 429, "msg": "Too many requests: rate limit exceeded"}
+                self._answer(exchange, 429, body, retry, kind="rate_limited")
+                return
+        if self._fault_state.count_call():
+            self._stats.fault("token_expiry")
+            self.tokens.expire_all()
+        sent = exchange.headers
+        refused = self.tokens.check(
+            sent.get("apim-accesstoken"),
+            sent.get("apim-timestamp"),
+            sent.get("apim-signature"),
+            exchange.query,
+            exchange.body,
+        )
+        if refused is not None:
+            kind = "token_expired" if refused.code == 1203 else "auth_error"
+            self._answer(exchange, 401, {"code": refused.code, "msg": refused.message}, kind=kind)
+            return
+        if route == "get":
+            self._get(exchange)
+        elif route == "search":
+            self._search(exchange)
+        else:
+            self._time(exchange)
+
+    def _delay(self) -> None:
+        plan = self.faults
+        if plan.latency_ms or plan.latency_jitter_ms:
+            extra = self._rng.uniform(0, plan.latency_jitter_ms)
+            self._stopping.wait((plan.latency_ms + extra) / 1000)
+
+    def _answer(
+        self,
+        exchange: Exchange,
+        status: int,
+        body: object,
+        headers: dict[str, str] | None = None,
+        *,
+        kind: str,
+    ) -> None:
+        self._stats.answer(kind)
+        exchange.reply_json(status, body, headers)
+
+    def _token(self, exchange: Exchange) -> None:
+        if exchange.method != "POST":
+            self._answer(exchange, 405, {"code": 405, "msg": "use POST"}, kind="bad_request")
+            return
+        try:
+            request = orjson.loads(exchange.body)
+        except orjson.JSONDecodeError:
+            request = None
+        issued = self.tokens.issue(request)
+        business = "apim-token-service"
+        if isinstance(issued, tuple):
+            token, expire = issued
+            data = {"accessToken": token, "expire": expire}
+            body = {"status": 0, "msg": "SUCCESS", "business": business, "data": data}
+            self._answer(exchange, 200, body, kind="token")
+        else:
+            body = {"status": issued.code, "msg": issued.message, "business": business}
+            self._answer(exchange, 200, body, kind="token_error")
+
+    def _check_user(self, exchange: Exchange, action: str) -> bool:
+        """Answer a wrong action, user or org; tell whether the request may go on."""
+        params = exchange.params
+        if params.get("action") != action:
+            message = f"action must be {action!r} here"
+            self._answer(exchange, 400, {"code": 62102, "msg": message}, kind="bad_request")
+            return False
+        if not params.get("userId") or not params.get("orgId"):
+            message = "userId and orgId are required"
+            self._answer(exchange, 400, {"code": 62102, "msg": message}, kind="bad_request")
+            return False
+        if (params["userId"], params["orgId"]) != (
+            self.credentials.user_id,
+            self.credentials.org_id,
+        ):
+            message = "userId does not exist, or it does not match to orgId."
+            self._answer(exchange, 200, {"code": 62101, "msg": message}, kind="user_mismatch")
+            return False
+        return True
+
+    def _get(self, exchange: Exchange) -> None:
+        if not self._check_user(exchange, "get"):
+            return
+        instance_id = exchange.params.get("flowInstId", "")
+        if not instance_id:
+            body = {"code": 62102, "msg": "flowInstId is required"}
+            self._answer(exchange, 400, body, kind="bad_request")
+            return
+        permanent = self.faults.permanent.get(instance_id)
+        if permanent == "no_privilege":
+            body = {"code": 62103, "msg": "No privilege to read this flow instance."}
+            self._answer(exchange, 200, body, kind="no_privilege")
+            return
+        if permanent == "not_found":
+            self._answer(exchange, 200, {"code": 0, "msg": "OK", "data": None}, kind="not_found")
+            return
+        fault = self._fault_state.decide(instance_id)
+        if fault is not None:
+            self._stats.fault(fault)
+            self._inject(exchange, fault, instance_id)
+            return
+        payload = self._payload(instance_id)
+        self._stats.answer("ok" if payload is not None else "not_found")
+        exchange.reply(200, payload or self._missing(instance_id))
+
+    def _missing(self, instance_id: str) -> bytes:
+        return orjson.dumps(self.population.envelope(instance_id))
+
+    def _payload(self, instance_id: str) -> bytes | None:
+        population = self.population
+        key = (instance_id, population.now, population.start)
+        with self._payload_lock:
+            cached = self._payloads.get(key)
+            if cached is not None:
+                self._payloads.move_to_end(key)
+                return cached
+        envelope = population.envelope(instance_id)
+        if not envelope["data"]:
+            return None
+        body = orjson.dumps(envelope)
+        with self._payload_lock:
+            self._payloads[key] = body
+            if len(self._payloads) > _PAYLOAD_CACHE_SIZE:
+                self._payloads.popitem(last=False)
+        return body
+
+    def _inject(self, exchange: Exchange, fault: str, instance_id: str) -> None:
+        plan = self.faults
+        self._stats.answer(fault)
+        if fault == "throttle":
+            value = retry_after_header(plan.retry_after, plan.retry_after_s)
+            headers = {} if value is None else {"Retry-After": value}
+            exchange.reply_json(429, {"code": 429, "msg": "Too many requests"}, headers)
+        elif fault == "server_error":
+            status = self._fault_state.server_error_status(instance_id)
+            if status == 500:
+                exchange.reply_json(500, {"code": 500, "msg": "Internal Server Error"})
+            else:
+                # Gateways in front of a failing service answer with their own plain text.
+                body = HTTPStatus(status).phrase.encode()
+                exchange.reply(status, body, content_type="text/plain;charset=UTF-8")
+        elif fault == "timeout":
+            self._stopping.wait(plan.hang_s)
+            exchange.hang_up()
+        elif fault == "drop":
+            exchange.hang_up()
+        elif fault == "malformed":
+            body = self._payload(instance_id) or self._missing(instance_id)
+            exchange.reply(200, body[: max(1, len(body) // 2)])
+        else:
+            exchange.reply_json(200, {"code": 62109, "msg": "Server internal exception"})
+
+    def _search(self, exchange: Exchange) -> None:
+        if not self._check_user(exchange, "search"):
+            return
+        request = parse_search(exchange.body)
+        if isinstance(request, str):
+            self._answer(exchange, 200, {"code": 62102, "msg": request}, kind="bad_request")
+            return
+        ids = self._cursors.page(self.population, request)
+        found = (self.population.instance(i) for i in ids)
+        data = [d for d in found if d is not None]
+        self._answer(exchange, 200, {"code": 0, "msg": "OK", "data": data}, kind="ok")
+
+    def _time(self, exchange: Exchange) -> None:
+        if exchange.params.get("action") != "getTimeZone":
+            body = {"code": 62102, "msg": "action must be 'getTimeZone' here"}
+            self._answer(exchange, 400, body, kind="bad_request")
+            return
+        data = {"timezone": self.population.timezone_label()}
+        self._answer(exchange, 200, {"code": 0, "msg": "OK", "data": data}, kind="ok")
