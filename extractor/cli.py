@@ -8,7 +8,7 @@ import json
 import logging
 import sys
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
@@ -16,7 +16,16 @@ from extractor.client import EnOSClient
 from extractor.config import FetchConfig, load_gateway_config, parse_timezone
 from extractor.destinations import ParquetDestination, SqlDestination
 from extractor.errors import ConfigError, ExtractorError
-from extractor.pipeline import EXIT_FATAL, EXIT_OK, EXIT_USAGE, Destination, RunReport, run_extract
+from extractor.pipeline import (
+    ALL_TYPES,
+    EXIT_FATAL,
+    EXIT_OK,
+    EXIT_USAGE,
+    Destination,
+    RunReport,
+    run_extract,
+    run_sync,
+)
 from extractor.progress import Progress
 
 log = logging.getLogger("extractor")
@@ -102,6 +111,43 @@ def _parser() -> argparse.ArgumentParser:
         "--no-resume", action="store_true", help="start afresh even if the same run was interrupted"
     )
     ext.set_defaults(func=_cmd_extract)
+
+    syn = sub.add_parser(
+        "sync",
+        help="incremental load: new, still-moving and failed instances",
+        description="Discover instances triggered since the stored watermark (or --since), "
+        "fetch those not yet loaded in a final status, re-fetch loaded instances that are "
+        "still moving (RUNNING, WAIT, READY, INIT, SUSPEND, RERUN) and failed IDs, then "
+        "move the watermark. State lives in the destination, so any machine can run it "
+        "every few minutes. Same exit codes as extract.",
+    )
+    syn.add_argument(
+        "--since",
+        metavar="TIME",
+        help="window start (ISO 8601); default: stored watermark - lookback",
+    )
+    syn.add_argument("--until", metavar="TIME", help="window end, exclusive (default now)")
+    syn.add_argument(
+        "--lookback",
+        type=float,
+        default=60.0,
+        metavar="MIN",
+        help="minutes to re-scan before the watermark (default 60)",
+    )
+    syn.add_argument(
+        "--type",
+        dest="types",
+        type=int,
+        action="append",
+        choices=(0, 1, 2),
+        help="instance type to discover, repeatable (default all)",
+    )
+    _add_destination_args(syn)
+    _add_gateway_args(syn)
+    _add_fetch_args(syn)
+    syn.add_argument("--report", metavar="FILE", help="write a JSON run report")
+    syn.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+    syn.set_defaults(func=_cmd_sync)
 
     sim = sub.add_parser(
         "simulate",
@@ -191,6 +237,13 @@ def _add_fetch_args(p: argparse.ArgumentParser) -> None:
         help="give up retrying an ID after S seconds (default 120)",
     )
     g.add_argument("--batch-size", type=int, default=2000, help="instances per load batch")
+    g.add_argument(
+        "--max-wait",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="longest single wait between attempts, Retry-After included (default 30)",
+    )
 
 
 def _destinations(args: argparse.Namespace) -> list[Destination]:
@@ -214,7 +267,7 @@ def _destinations(args: argparse.Namespace) -> list[Destination]:
     return dests
 
 
-def _cmd_extract(args: argparse.Namespace) -> int:
+def _client(args: argparse.Namespace) -> tuple[EnOSClient, FetchConfig]:
     gateway = load_gateway_config(
         {
             "base_url": args.gateway,
@@ -233,9 +286,42 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         max_attempts=args.max_attempts,
         deadline_s=args.deadline,
         batch_size=args.batch_size,
+        backoff_max_s=args.max_wait,
     )
+    return EnOSClient(gateway, fetch=fetch), fetch
+
+
+def _cmd_sync(args: argparse.Namespace) -> int:
     dests = _destinations(args)
-    with EnOSClient(gateway, fetch=fetch) as client:
+    client, fetch = _client(args)
+    with client:
+        tz = parse_timezone(client.config.timezone) if client.config.timezone else None
+        since = _parse_time(args.since, "--since", tz) if args.since else None
+        until = _parse_time(args.until, "--until", tz) if args.until else datetime.now(UTC)
+        progress = Progress(total=None, quiet=args.quiet)
+        try:
+            report = run_sync(
+                client=client,
+                destinations=dests,
+                since=since,
+                until=until,
+                lookback=timedelta(minutes=args.lookback),
+                types=args.types or ALL_TYPES,
+                fetch=fetch,
+                on_progress=progress,
+            )
+        finally:
+            progress.close()
+    _summarise(report, args.quiet)
+    if args.report:
+        _write_report(Path(args.report), report)
+    return report.exit_code
+
+
+def _cmd_extract(args: argparse.Namespace) -> int:
+    dests = _destinations(args)
+    client, fetch = _client(args)
+    with client:
         ids, total, description = _id_source(args, client, dests)
         if args.no_resume:
             description = ""

@@ -18,7 +18,6 @@ from urllib.parse import urlencode
 
 import orjson
 import requests
-from requests.adapters import HTTPAdapter
 
 from extractor.auth import TOKEN_PATH, TokenCache, signature, token_encryption
 from extractor.config import FetchConfig, GatewayConfig, parse_timezone
@@ -26,7 +25,6 @@ from extractor.errors import (
     ApiError,
     AuthError,
     FatalApiError,
-    GatewayUnreachableError,
     NotFoundError,
     PermanentApiError,
     ThrottledError,
@@ -34,6 +32,7 @@ from extractor.errors import (
     TransientApiError,
 )
 from extractor.ratelimit import RateLimiter
+from extractor.transport import Answer, PooledTransport, SessionTransport, Transport
 
 SERVICE = "/batch-processing-service/v2.1"
 INSTANCES_PATH = f"{SERVICE}/flowInstances"
@@ -174,7 +173,8 @@ def _as_int(value: Any) -> int | None:
 class EnOSClient:
     """A client of the EnOS gateway's Batch Processing Service.
 
-    Thread-safe: one session with a connection pool sized for ``fetch.workers``, one
+    Thread-safe: one connection pool sized for ``fetch.workers`` (see
+    :mod:`extractor.transport`; an injected ``requests.Session`` replaces it), one
     token shared by all threads, one rate budget. Transient failures are retried with
     exponential backoff and full jitter, within ``fetch.max_attempts`` and
     ``fetch.deadline_s``; an expired token is renewed and the call repeated once.
@@ -193,14 +193,20 @@ class EnOSClient:
     ) -> None:
         self.config = config
         self.fetch_config = fetch or FetchConfig()
-        self._owns_session = session is None
-        self.session = session or requests.Session()
-        if self._owns_session:
-            pool = max(10, self.fetch_config.workers)
-            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool, max_retries=0)
-            self.session.mount("http://", adapter)
-            self.session.mount("https://", adapter)
-        self.session.verify = config.verify_tls
+        pool = max(10, self.fetch_config.workers)
+        verify, ca_bundle, timeout = config.verify_tls, config.ca_bundle, config.timeout_s
+        self.transport: Transport
+        if session is not None or config.proxies:
+            via_session = SessionTransport(
+                session, pool_size=pool, timeout_s=timeout, verify=verify, ca_bundle=ca_bundle
+            )
+            if session is None:
+                via_session.session.proxies.update(config.proxies)
+            self.transport = via_session
+        else:
+            self.transport = PooledTransport(
+                pool_size=pool, timeout_s=timeout, verify=verify, ca_bundle=ca_bundle
+            )
         self._clock = clock
         self._wall = wall_clock
         self._sleep = sleep
@@ -225,8 +231,7 @@ class EnOSClient:
         self.close()
 
     def close(self) -> None:
-        if self._owns_session:
-            self.session.close()
+        self.transport.close()
 
     def get_flow_instance(self, instance_id: str) -> dict[str, Any]:
         """Return one flow instance's ``data`` object.
@@ -319,11 +324,20 @@ class EnOSClient:
             try:
                 data = self._send(method, path, params, body)
             except TokenExpiredError as exc:
-                if renewed:
-                    raise AuthError("access token expired again right after renewal") from exc
-                renewed = True
-                attempt -= 1
+                # The first expiry is routine: renew and repeat for free. Fresh tokens
+                # expiring again count as failed attempts, and a gateway that rejects
+                # every fresh token is an authentication problem.
                 self.stats.add("token_refreshes")
+                if not renewed:
+                    renewed = True
+                    attempt -= 1
+                    continue
+                if attempt >= policy.max_attempts:
+                    raise AuthError(
+                        "the gateway keeps rejecting freshly issued access tokens"
+                    ) from exc
+                self.stats.add("retries")
+                self._sleep(self._backoff(attempt, None))
                 continue
             except TransientApiError as exc:
                 exc.attempts = attempt
@@ -345,7 +359,8 @@ class EnOSClient:
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None and retry_after > 0:
-            return retry_after
+            # Honour the gateway, but never wait longer than our own longest backoff.
+            return min(retry_after, self.fetch_config.backoff_max_s)
         cap = min(self.fetch_config.backoff_max_s, self.fetch_config.backoff_base_s * 2**attempt)
         with self._rng_lock:
             return self._rng.uniform(0, cap)
@@ -378,33 +393,19 @@ class EnOSClient:
 
     def _http(
         self, method: Method, url: str, headers: Mapping[str, str], payload: bytes | None
-    ) -> requests.Response:
-        try:
-            return self.session.request(
-                method, url, headers=headers, data=payload, timeout=self.config.timeout_s
-            )
-        except requests.exceptions.SSLError as exc:
-            raise FatalApiError(f"TLS verification failed for the gateway: {exc}") from exc
-        except requests.exceptions.ConnectionError as exc:
-            raise GatewayUnreachableError(f"cannot connect to the gateway: {_reason(exc)}") from exc
-        except requests.exceptions.Timeout as exc:
-            raise TransientApiError(
-                f"the gateway did not answer within {self.config.timeout_s:g} s"
-            ) from exc
-        except requests.exceptions.RequestException as exc:
-            raise TransientApiError(f"request failed: {_reason(exc)}") from exc
+    ) -> Answer:
+        return self.transport.send(method, url, headers, payload)
 
-    def _classify(self, response: requests.Response) -> Any:
+    def _classify(self, answer: Answer) -> Any:
         try:
-            body = orjson.loads(response.content) if response.content else None
+            body = orjson.loads(answer.content) if answer.content else None
         except orjson.JSONDecodeError:
-            if 200 <= response.status_code < 300:
+            if 200 <= answer.status < 300:
                 raise TransientApiError(
-                    "malformed answer: the body is not valid JSON",
-                    http_status=response.status_code,
+                    "malformed answer: the body is not valid JSON", http_status=answer.status
                 ) from None
             body = None  # an error page; the status code says enough
-        return classify(response.status_code, body, headers=response.headers, now=self._wall)
+        return classify(answer.status, body, headers=answer.headers, now=self._wall)
 
     def _fetch_token(self) -> tuple[str, float]:
         stamp = int(self._wall() * 1000)
@@ -427,15 +428,6 @@ class EnOSClient:
         except (TypeError, ValueError):
             lifetime = 7200.0
         return str(data["accessToken"]), max(lifetime, 1.0)
-
-
-def _reason(exc: BaseException) -> str:
-    """The innermost cause of a connection error, without the URL's query string."""
-    inner: BaseException = exc
-    while inner.__cause__ is not None or inner.__context__ is not None:
-        inner = inner.__cause__ or inner.__context__  # type: ignore[assignment]
-    text = str(inner) or type(inner).__name__
-    return text[:200]
 
 
 __all__ = ["SERVICE", "ClientStats", "EnOSClient", "classify", "parse_retry_after"]

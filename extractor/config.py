@@ -3,7 +3,8 @@
 Precedence, highest first: explicit arguments, environment variables
 (``ENOS_GATEWAY``, ``ENOS_APP_KEY``, ``ENOS_APP_SECRET``, ``ENOS_ORG_ID``,
 ``ENOS_USER_ID``, ``ENOS_TIMEZONE``), then the TOML file named by ``--config`` or
-``ENOS_CONFIG``::
+``ENOS_CONFIG``. ``HTTPS_PROXY``/``NO_PROXY`` and ``REQUESTS_CA_BUNDLE`` are honoured as
+requests would. A file looks like::
 
     [gateway]
     url = "https://apim-gateway.example.com"
@@ -52,6 +53,8 @@ class GatewayConfig:
     user_id: str
     timeout_s: float = 30.0
     verify_tls: bool = True
+    ca_bundle: str | None = None
+    proxies: Mapping[str, str] = field(default_factory=dict)
     timezone: str | None = None
 
     def __post_init__(self) -> None:
@@ -103,7 +106,7 @@ def parse_timezone(name: str) -> tzinfo:
     >>> parse_timezone("GMT+8")
     datetime.timezone(datetime.timedelta(seconds=28800), 'GMT+8')
     >>> parse_timezone("GMT-03:30").utcoffset(None)
-    datetime.timedelta(days=-1, seconds=74600)
+    datetime.timedelta(days=-1, seconds=73800)
     >>> parse_timezone("Asia/Shanghai")
     zoneinfo.ZoneInfo(key='Asia/Shanghai')
     """
@@ -146,10 +149,26 @@ def load_gateway_config(
     missing = [f"{n} ({ENV_VARS[n]})" for n in ENV_VARS if n != "timezone" and not values.get(n)]
     if missing:
         raise ConfigError("missing gateway settings: " + ", ".join(missing))
+    values.setdefault("ca_bundle", env.get("REQUESTS_CA_BUNDLE") or env.get("SSL_CERT_FILE"))
+    values.setdefault("proxies", _proxies_for(str(values["base_url"]), env))
     try:
         return GatewayConfig(**values)
     except TypeError as exc:
         raise ConfigError(f"unknown gateway setting: {exc}") from None
+
+
+def _proxies_for(url: str, env: Mapping[str, str]) -> dict[str, str]:
+    """The proxy the environment names for the gateway, honouring NO_PROXY."""
+    host = urlsplit(url).hostname or ""
+    no_proxy = env.get("NO_PROXY") or env.get("no_proxy") or ""
+    for entry in (e.strip().lstrip(".") for e in no_proxy.split(",")):
+        if entry and (entry in ("*", host) or host.endswith("." + entry)):
+            return {}
+    scheme = urlsplit(url).scheme
+    for name in (f"{scheme}_proxy", f"{scheme.upper()}_PROXY", "all_proxy", "ALL_PROXY"):
+        if env.get(name):
+            return {scheme: env[name]}
+    return {}
 
 
 def _read_file(path: Path) -> Mapping[str, Any]:

@@ -11,7 +11,7 @@ from pathlib import Path
 from extractor.client import EnOSClient
 from extractor.config import FetchConfig, GatewayConfig
 from extractor.destinations import ParquetDestination, SqlDestination
-from extractor.pipeline import run_extract
+from extractor.pipeline import Destination, run_extract
 from extractor.simulator import Population, SimCredentials, Simulator
 
 _SUMMARY_QUERIES = {
@@ -49,7 +49,7 @@ def run_demo(out: Path, *, instances: int = 400) -> int:
             user_id=creds.user_id,
         )
         fetch = FetchConfig(workers=8, batch_size=200)
-        dests = [
+        dests: list[Destination] = [
             SqlDestination(f"sqlite:///{out / 'warehouse.sqlite'}"),
             ParquetDestination(out / "parquet"),
         ]

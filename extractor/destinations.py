@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from extractor.errors import LoadError
 from extractor.frames import FlowFrames
 from extractor.loaders import WriteMode, connect, write_parquet, write_sql
-from extractor.schema import FAILURES
+from extractor.schema import FAILURES, INSTANCES
 from extractor.state import StateStore
 
 _STATE_FILE = "_extractor_state.sqlite"
@@ -41,17 +41,48 @@ class SqlDestination:
         if self.mode == "replace":
             self.mode = "upsert"  # replace empties the tables once per run, not per batch
 
+    def _table(self, name: str, *columns: sa.Column[object]) -> sa.Table:
+        return sa.Table(f"{self.table_prefix}{name}", sa.MetaData(schema=self.schema), *columns)
+
+    def _exists(self, name: str) -> bool:
+        return sa.inspect(self.engine).has_table(f"{self.table_prefix}{name}", self.schema)
+
     def failed_ids(self) -> list[str]:
-        table = sa.Table(
-            f"{self.table_prefix}{FAILURES.name}",
-            sa.MetaData(schema=self.schema),
-            sa.Column("instance_id", sa.Text),
-        )
-        try:
-            with self.engine.connect() as conn:
-                return list(conn.execute(sa.select(table.c.instance_id)).scalars())
-        except sa.exc.SQLAlchemyError:
+        if not self._exists(FAILURES.name):
             return []
+        table = self._table(FAILURES.name, sa.Column("instance_id", sa.Text))
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.select(table.c.instance_id)).scalars())
+
+    def terminal_ids(self, ids: list[str]) -> set[str]:
+        """Which of ``ids`` are loaded in a terminal status (nothing left to fetch)."""
+        if not ids or not self._exists(INSTANCES.name):
+            return set()
+        table = self._table(
+            INSTANCES.name,
+            sa.Column("instance_id", sa.Text),
+            sa.Column("is_terminal", sa.Boolean),
+        )
+        query = sa.select(table.c.instance_id).where(
+            table.c.instance_id.in_(ids), table.c.is_terminal.is_(True)
+        )
+        with self.engine.connect() as conn:
+            return set(conn.execute(query).scalars())
+
+    def moving_ids(self) -> list[str]:
+        """Instances loaded in a status that can still change (RUNNING, WAIT, ...)."""
+        if not self._exists(INSTANCES.name):
+            return []
+        table = self._table(
+            INSTANCES.name,
+            sa.Column("instance_id", sa.Text),
+            sa.Column("is_terminal", sa.Boolean),
+        )
+        query = sa.select(table.c.instance_id).where(
+            sa.or_(table.c.is_terminal.is_(False), table.c.is_terminal.is_(None))
+        )
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
 
 
 class ParquetDestination:
@@ -73,9 +104,25 @@ class ParquetDestination:
         if self.mode == "replace":
             self.mode = "upsert"
 
-    def failed_ids(self) -> list[str]:
-        folder = self.path / FAILURES.name
-        if not folder.exists():
+    def _read(self, name: str, expression: ds.Expression | None = None) -> list[str]:
+        folder = self.path / name
+        if not any(folder.glob("**/*.parquet")):
             return []
-        table = ds.dataset(folder, format="parquet").to_table(columns=["instance_id"])
+        dataset = ds.dataset(folder, format="parquet", partitioning="hive")
+        table = dataset.to_table(columns=["instance_id"], filter=expression)
         return [str(v) for v in table.column("instance_id").to_pylist()]
+
+    def failed_ids(self) -> list[str]:
+        return self._read(FAILURES.name)
+
+    def terminal_ids(self, ids: list[str]) -> set[str]:
+        """Which of ``ids`` are loaded in a terminal status (nothing left to fetch)."""
+        if not ids:
+            return set()
+        wanted = ds.field("instance_id").isin(ids) & (ds.field("is_terminal") == True)  # noqa: E712
+        return set(self._read(INSTANCES.name, wanted))
+
+    def moving_ids(self) -> list[str]:
+        """Instances loaded in a status that can still change (RUNNING, WAIT, ...)."""
+        moving = (ds.field("is_terminal") == False) | ds.field("is_terminal").is_null()  # noqa: E712
+        return self._read(INSTANCES.name, moving)

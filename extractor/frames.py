@@ -1,17 +1,22 @@
-"""Row tuples -> Arrow tables and pandas DataFrames, typed by :mod:`extractor.schema`."""
+"""Rows -> Arrow tables and pandas DataFrames, typed by :mod:`extractor.schema`.
+
+The flattener's fast path hands over Arrow tables already; the reference path's row
+tuples are typed here, and the two are merged back into record order.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from extractor.flatten import Rows
 from extractor.schema import (
+    DATA_TABLES,
     DEPENDENCIES,
     FAILURES,
     INSTANCES,
@@ -23,6 +28,9 @@ from extractor.schema import (
     LogicalType,
     Table,
 )
+
+if TYPE_CHECKING:
+    from extractor.flatten import Rows
 
 _ARROW_TYPES: Mapping[LogicalType, pa.DataType] = {
     "string": pa.string(),
@@ -161,16 +169,29 @@ class FlowFrames:
 
 
 def build_frames(rows: Rows, failures: Sequence[tuple[Any, ...]] = ()) -> FlowFrames:
-    """Type the flattener's row tuples (and failure rows) into a :class:`FlowFrames`."""
-    return FlowFrames(
-        tables={
-            INSTANCES.name: rows_to_arrow(INSTANCES, rows.instances),
-            TASKS.name: rows_to_arrow(TASKS, rows.tasks),
-            DEPENDENCIES.name: rows_to_arrow(DEPENDENCIES, rows.dependencies),
-            RELATIONS.name: rows_to_arrow(RELATIONS, rows.relations),
-            PARAMETERS.name: rows_to_arrow(PARAMETERS, rows.parameters),
-            QUARANTINE.name: rows_to_arrow(QUARANTINE, rows.quarantine),
-            FAILURES.name: rows_to_arrow(FAILURES, failures),
-        },
-        unknown_fields=rows.unknown_fields,
+    """Type the flattener's rows (and failure rows) into a :class:`FlowFrames`.
+
+    The fast path's tables and the reference path's row tuples are merged back into
+    record order.
+    """
+    tables = {
+        table.name: _merged(table, careful, rows)
+        for table, careful in zip(DATA_TABLES, rows.row_lists().values(), strict=True)
+    }
+    tables[FAILURES.name] = rows_to_arrow(FAILURES, failures)
+    return FlowFrames(tables=tables, unknown_fields=rows.unknown_fields)
+
+
+def _merged(table: Table, careful: Sequence[tuple[Any, ...]], rows: Rows) -> pa.Table:
+    part = rows_to_arrow(table, careful)
+    fast = rows.fast.tables.get(table.name) if rows.fast is not None else None
+    if fast is None or fast.num_rows == 0:
+        return part
+    if part.num_rows == 0:
+        return fast
+    assert rows.fast is not None
+    positions = np.concatenate(
+        [rows.fast.positions[table.name], np.asarray(rows.positions[table.name], np.int64)]
     )
+    order = np.argsort(positions, kind="stable")
+    return pa.concat_tables([fast, part]).take(order).combine_chunks()

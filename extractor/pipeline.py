@@ -8,14 +8,14 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Protocol
 
 from extractor.client import EnOSClient
 from extractor.config import FetchConfig, GatewayConfig, parse_timezone
-from extractor.errors import ApiError, FatalApiError, RecordError
+from extractor.errors import ApiError, ConfigError, FatalApiError, RecordError
 from extractor.fetch import Failed, Fetched, fetch_instances
-from extractor.flatten import Rows, canonical_json, flatten_instance, flatten_records
+from extractor.flatten import canonical_json, flatten_records
 from extractor.frames import FlowFrames, build_frames
 from extractor.state import StateStore
 
@@ -36,6 +36,10 @@ class Destination(Protocol):
     def write(self, frames: FlowFrames) -> None: ...
 
     def failed_ids(self) -> list[str]: ...
+
+    def terminal_ids(self, ids: list[str]) -> set[str]: ...
+
+    def moving_ids(self) -> list[str]: ...
 
 
 @dataclass
@@ -167,6 +171,12 @@ class _Collector:
     def failed_ids(self) -> list[str]:
         return []
 
+    def terminal_ids(self, ids: list[str]) -> set[str]:
+        return set()
+
+    def moving_ids(self) -> list[str]:
+        return []
+
 
 def extract(
     ids: Iterable[str],
@@ -287,9 +297,17 @@ def _flush(
 ) -> None:
     if not batch:
         return
-    rows = Rows()
+    fetched = [item for item in batch if not isinstance(item, Failed)]
+    rows = flatten_records(
+        [item.record for item in fetched],
+        source_tz=tz,
+        extracted_at=[item.fetched_at for item in fetched],
+        expected_ids=[item.instance_id for item in fetched],
+    )
+    rejected = {r.position: r for r in rows.rejects}
     failures: list[tuple[Any, ...]] = []
     outcomes: list[tuple[str, str]] = []
+    position = 0
     for item in batch:
         if isinstance(item, Failed):
             report.failed += 1
@@ -302,29 +320,23 @@ def _flush(
             outcomes.append((item.instance_id, "failed"))
             continue
         report.fetched += 1
-        try:
-            flatten_instance(
-                item.record,
-                source_tz=tz,
-                extracted_at=item.fetched_at,
-                expected_id=item.instance_id,
-                into=rows,
-            )
-        except RecordError as exc:
-            report.rejected += 1
-            report.failures_by_reason["RecordError"] += 1
-            failures.append(
-                failure_row(
-                    item.instance_id,
-                    stage="flatten",
-                    error=exc,
-                    failed_at=item.fetched_at,
-                    raw=item.record,
-                )
-            )
-            outcomes.append((item.instance_id, "failed"))
-        else:
+        reject = rejected.get(position)
+        position += 1
+        if reject is None:
             outcomes.append((item.instance_id, "loaded"))
+            continue
+        report.rejected += 1
+        report.failures_by_reason["RecordError"] += 1
+        failures.append(
+            failure_row(
+                item.instance_id,
+                stage="flatten",
+                error=RecordError(reject.reason),
+                failed_at=item.fetched_at,
+                raw=item.record,
+            )
+        )
+        outcomes.append((item.instance_id, "failed"))
     for f in failures:
         if len(report.failed_ids_sample) < 20:
             report.failed_ids_sample.append(f"{f[0]}: {f[2]}: {f[5]}")
@@ -333,7 +345,7 @@ def _flush(
         dest.write(frames)
     for store in stores:
         store.record(report.run_key, outcomes)
-    report.loaded += len(rows.instances)
+    report.loaded += rows.instance_count
     report.unknown_fields.update(frames.unknown_fields)
     for name, count in frames.row_counts.items():
         report.rows[name] += count
@@ -347,3 +359,88 @@ def _progress(report: RunReport, client: EnOSClient, on_progress: ProgressCallba
     report.token_refreshes = client.stats.token_refreshes
     if on_progress is not None:
         on_progress(report)
+
+
+SYNC_WATERMARK = "sync"
+ALL_TYPES = (0, 1, 2)
+
+
+def run_sync(
+    *,
+    client: EnOSClient,
+    destinations: Sequence[Destination],
+    until: datetime,
+    since: datetime | None = None,
+    lookback: timedelta = timedelta(hours=1),
+    types: Sequence[int] = ALL_TYPES,
+    fetch: FetchConfig | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> RunReport:
+    """Bring the destinations up to date with the gateway; safe to run every few minutes.
+
+    Discovers instances triggered in ``[since, until)`` (``since`` defaults to the stored
+    watermark minus ``lookback``, so late-appearing instances are caught), fetches
+    those not yet loaded in a terminal status, every loaded instance still moving
+    (RUNNING, WAIT, ...) and every ID in ``failed_instances``, then stores ``until`` as
+    the new watermark in each destination. Overlapping windows only re-load rows.
+
+    Raises:
+        ConfigError: no ``since`` and no stored watermark (the first sync needs one).
+    """
+    stores = [d.state for d in destinations if d.state is not None]
+    if since is None:
+        marks = [s.watermark(SYNC_WATERMARK) for s in stores]
+        if not marks or any(m is None for m in marks):
+            raise ConfigError("no stored watermark yet: give --since for the first sync")
+        since = min(m for m in marks if m is not None) - lookback
+    if since.tzinfo is None or until.tzinfo is None:
+        raise ConfigError("sync times must be time-zone aware")
+    if until <= since:
+        raise ConfigError(f"nothing to sync: {since.isoformat()} is not before {until}")
+    ids = _sync_ids(client, destinations, since, until, types)
+    report = run_extract(
+        ids, client=client, destinations=destinations, fetch=fetch, on_progress=on_progress
+    )
+    if report.fatal_error is None:
+        for store in stores:
+            store.set_watermark(SYNC_WATERMARK, until)
+    return report
+
+
+def _sync_ids(
+    client: EnOSClient,
+    destinations: Sequence[Destination],
+    since: datetime,
+    until: datetime,
+    types: Sequence[int],
+) -> Iterator[str]:
+    queued: set[str] = set()
+    for kind in types:
+        found = client.list_flow_instances(from_time=since, to_time=until, type=kind)
+        chunk: list[str] = []
+        for item in found:
+            instance_id = str(item.get("instanceId") or "")
+            if instance_id and instance_id not in queued:
+                chunk.append(instance_id)
+            if len(chunk) >= 500:
+                yield from _not_settled(chunk, destinations, queued)
+                chunk = []
+        yield from _not_settled(chunk, destinations, queued)
+    for dest in destinations:
+        for instance_id in [*dest.moving_ids(), *dest.failed_ids()]:
+            if instance_id not in queued:
+                queued.add(instance_id)
+                yield instance_id
+
+
+def _not_settled(
+    chunk: list[str], destinations: Sequence[Destination], queued: set[str]
+) -> Iterator[str]:
+    """IDs some destination lacks or holds in a status that can still change."""
+    if not chunk:
+        return
+    settled = set.intersection(*(d.terminal_ids(chunk) for d in destinations))
+    for instance_id in chunk:
+        if instance_id not in settled and instance_id not in queued:
+            queued.add(instance_id)
+            yield instance_id

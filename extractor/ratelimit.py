@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 _DECREASE = 0.5  # multiplicative decrease on a throttle answer
@@ -38,6 +39,7 @@ class RateLimiter:
         self._last_adjust = clock()
         self._last_throttle = -_COOLDOWN_S
         self._recent: list[float] = []
+        self._sent: deque[float] = deque()
         self.throttle_events = 0
 
     @property
@@ -53,16 +55,34 @@ class RateLimiter:
             if self._rate is None:
                 self._track(now)
                 return 0.0
-            # Whole sends per second (333.3/s allows 333 in any second), and a hair over
-            # the interval so float rounding can never fit one more.
-            per_second = self._rate if self._rate < 1 else math.floor(self._rate)
-            interval = (1.0 / per_second) * (1 + 1e-9)
+            interval = 1.0 / self._per_second()
             slot = max(now, self._next_slot)
             self._next_slot = slot + interval
-        wait = slot - now
-        if wait > 0:
-            self._sleep(wait)
-        return max(wait, 0.0)
+        waited = max(slot - now, 0.0)
+        if waited > 0:
+            self._sleep(waited)
+        # Threads wake late and out of order, so spacing alone cannot bound a window of
+        # actual send times: a log of the last ``limit`` sends does.
+        while True:
+            with self._lock:
+                if self._rate is None:
+                    return waited
+                limit = max(int(self._per_second()), 1)
+                while len(self._sent) > limit:
+                    self._sent.popleft()
+                now = self._clock()
+                if len(self._sent) < limit or now - self._sent[0] >= 1.0:
+                    self._sent.append(now)
+                    return waited
+                # At least a microsecond, so float rounding cannot stall the loop.
+                pause = max(self._sent[0] + 1.0 - now, 1e-6)
+            self._sleep(pause)
+            waited += pause
+
+    def _per_second(self) -> float:
+        """Whole sends per second: 333.3/s allows 333 in any second."""
+        assert self._rate is not None
+        return self._rate if self._rate < 1 else float(math.floor(self._rate))
 
     def on_throttle(self) -> None:
         """Slow down: the gateway said we are sending too fast."""

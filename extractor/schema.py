@@ -132,7 +132,7 @@ INSTANCES = Table(
         _C(
             "failed_task_count",
             "int64",
-            "Task instances whose status is FAIL, INTERNAL_ERROR or TIMEOUT.",
+            "Task instances whose status is FAIL, FAILED, INTERNAL_ERROR or TIMEOUT.",
             "graph.tasks[].status",
         ),
         _C("cron_second", "string", "Quartz seconds field.", "freq"),

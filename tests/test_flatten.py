@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import random
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,10 @@ import pytest
 
 from extractor import flatten
 from extractor.errors import RecordError
-from extractor.flatten import flatten_instance
-from extractor.frames import arrow_schema
+from extractor.flatten import Rows, flatten_instance, flatten_records
+from extractor.frames import arrow_schema, build_frames
 from extractor.schema import TABLES
+from extractor.simulator import QUIRKS, Population
 
 FIXTURES = Path(__file__).parent / "fixtures"
 GMT8 = timezone(timedelta(hours=8))
@@ -381,3 +383,324 @@ def test_pandas_view_keeps_integer_ids_and_utc() -> None:
     assert str(df["flow_id"].dtype) == "Int64"
     assert str(df["trigger_time"].dtype) == "datetime64[us, UTC]"
     assert frames.tasks["instance_id"].tolist() == ["2809-20190808093200"]
+
+
+# The fast path (typed decoding straight into columns) against the reference path.
+
+
+def _both_paths(records: list[Any], tz: Any = GMT8, **kwargs: Any) -> tuple[Rows, Rows]:
+    fast = flatten_records(records, source_tz=tz, extracted_at=WHEN, **kwargs)
+    reference = flatten_records(records, source_tz=tz, extracted_at=WHEN, fast=False, **kwargs)
+    return fast, reference
+
+
+def _assert_same(fast: Rows, reference: Rows) -> None:
+    got, want = build_frames(fast), build_frames(reference)
+    for name, table in want.tables.items():
+        if got.tables[name].equals(table):
+            continue
+        assert got.tables[name].num_rows == table.num_rows, name
+        for column in table.column_names:
+            values, expected = got.tables[name][column].to_pylist(), table[column].to_pylist()
+            first = next((i for i, v in enumerate(expected) if values[i] != v), None)
+            assert values == expected, (name, column, first, values[first], expected[first])
+        raise AssertionError(f"{name}: same values, different types or chunks")
+    assert fast.unknown_fields == reference.unknown_fields
+    assert [(r.instance_id, r.reason, r.position) for r in fast.rejects] == [
+        (r.instance_id, r.reason, r.position) for r in reference.rejects
+    ]
+
+
+def _population(quirk: str | None = None, **kwargs: Any) -> Population:
+    rates: dict[Any, float] = {}
+    if quirk is not None:
+        rates = {quirk: 1}
+        if quirk.startswith("relations-"):
+            rates.update({q: 0 for q in QUIRKS if q.startswith("relations-") and q != quirk})
+    return Population(seed=11, flows=40, quirk_rates=rates, **kwargs)
+
+
+def _records(population: Population, n: int, *, envelopes: bool = False) -> list[Any]:
+    get = population.envelope if envelopes else population.instance
+    return [get(i) for i in population.ids(limit=n)]
+
+
+@pytest.mark.parametrize(
+    "tz",
+    [GMT8, UTC, ZoneInfo("Asia/Shanghai"), ZoneInfo("America/New_York")],
+    ids=["GMT+8", "UTC", "Asia/Shanghai", "America/New_York"],
+)
+def test_fast_path_matches_the_reference_on_simulator_records(tz: Any) -> None:
+    records = _records(Population(seed=5, flows=120), 3000)
+    fast, reference = _both_paths(records, tz)
+    assert fast.fast is not None and fast.fast.refused == []  # all took the fast path
+    assert fast.instance_count == 3000
+    _assert_same(fast, reference)
+
+
+@pytest.mark.parametrize("quirk", QUIRKS)
+def test_fast_path_matches_the_reference_for_each_quirk(quirk: str) -> None:
+    records = _records(_population(quirk), 300, envelopes=quirk == "data-list")
+    fast, reference = _both_paths(records, ZoneInfo("Asia/Shanghai"))
+    assert fast.fast is not None and fast.fast.refused == []
+    _assert_same(fast, reference)
+
+
+def _graph_edit(record: dict[str, Any], edit: Any) -> dict[str, Any]:
+    record = copy.deepcopy(record)
+    graph = json.loads(record["graph"])
+    edit(graph)
+    record["graph"] = json.dumps(graph, ensure_ascii=False)
+    return record
+
+
+def _first_task(**changes: Any) -> Any:
+    return lambda graph: graph["tasks"][0].update(changes)
+
+
+_BAD_RECORDS: dict[str, Any] = {
+    "undecodable-graph": {"graph": "{not json"},
+    "impossible-timestamp": {"triggerTime": "2019-02-30 10:00:00"},
+    "impossible-end-time": {"endTime": "2019-04-31 00:00:00"},
+    "missing-id": {"instanceId": None},
+    "integer-id": {"instanceId": 2438},
+    "bad-date": {"calDt": "yesterday"},
+    "bad-flow-id": {"flowId": "abc"},
+    "flow-id-beyond-64-bits": {"flowId": 2**64},
+    "graph-not-object": {"graph": "[1, 2]"},
+    "params-object": {"parameters": "{}"},
+    "params-without-key": {"parameters": '[{"value": 1}]'},
+    "status-as-string": {"status": "-1"},
+    "boolean-as-string": {"virtual": "false"},
+    "epoch-milliseconds": {"startTime": 1564130377000},
+    "iso-with-offset": {"triggerTime": "2019-07-26T20:39:00+08:00"},
+    "padded-timestamp": {"timestamp": " 2019-07-26 12:38:30"},
+    "beyond-2037": {"triggerTime": "2040-01-01 00:00:00"},
+    "unknown-field": {"priority": 5},
+    "no-graph": {"graph": None},
+    "empty-graph": {"graph": ""},
+}
+_BAD_GRAPHS: dict[str, Any] = {
+    "unknown-graph-field": lambda g: g.update(newGraphKey=[1]),
+    "unknown-task-field": _first_task(retries=2),
+    "task-without-id": _first_task(taskInstId=None),
+    "task-id-not-a-number": _first_task(taskId="not-a-number"),
+    "task-id-beyond-64-bits": _first_task(taskId=str(2**70)),
+    "task-id-empty": _first_task(taskId=""),
+    "task-id-padded": _first_task(taskId=" 104452 "),
+    "task-id-float": _first_task(taskId=104452.0),
+    "task-name-number": _first_task(taskName=7),
+    "x-as-string": _first_task(x="0.5"),
+    "node-id-empty": _first_task(nodeId=""),
+    "duplicate-task": lambda g: g["tasks"].append(dict(g["tasks"][0])),
+    "tasks-not-a-list": lambda g: g.update(tasks={"a": 1}),
+    "relation-unknown-shape": lambda g: g.update(relations=[{"weird": "shape"}]),
+    "relation-mixed-spellings": lambda g: g.update(
+        relations=[{"source": "a", "target": "b"}, {"from": "b", "to": "c"}, ["c", "d"]]
+    ),
+    "relation-two-spellings": lambda g: g.update(
+        relations=[{"from": "a", "to": "b", "source": "x", "target": "y"}]
+    ),
+    "relation-half-spelled": lambda g: g.update(
+        relations=[{"source": "a", "from": "b", "to": "c"}]
+    ),
+    "relation-repeated": lambda g: g.update(relations=[["a", "b"], ["a", "b"], ["b", "c"]]),
+    "relation-integer-node": lambda g: g.update(relations=[{"source": 1, "target": "b"}]),
+    "flow-as-object": lambda g: g.update(flows=load("seed_flow_graph.json")),
+    "flows-repeated-node": lambda g: g.update(flows=[load("seed_flow_graph.json")] * 2),
+    "graph-parameters-only": lambda g: g.update(parameters='[{"key": "k", "value": [1]}]'),
+    "graph-as-list-of-two": lambda g: g.update(),
+}
+
+
+def _bad(name: str) -> Any:
+    base = _base()
+    if name in _BAD_RECORDS:
+        return dict(base, **_BAD_RECORDS[name])
+    record = _graph_edit(base, _BAD_GRAPHS[name])
+    if name == "graph-parameters-only":
+        del record["parameters"]
+    if name == "graph-as-list-of-two":
+        graph = json.loads(record["graph"])
+        record["graph"] = json.dumps([graph, graph])
+    return record
+
+
+@pytest.mark.parametrize("name", [*_BAD_RECORDS, *_BAD_GRAPHS])
+def test_a_batch_mixing_good_and_odd_records_gives_the_reference_result(name: str) -> None:
+    good = _records(Population(seed=3, flows=20), 40)
+    odd = _bad(name)
+    batch = [*good[:20], odd, *good[20:], odd, None, {"code": 0, "data": [odd]}]
+    fast, reference = _both_paths(batch)
+    _assert_same(fast, reference)
+    assert fast.fast is not None
+    assert not set(fast.fast.refused) & set(range(20))  # the good records stayed fast
+
+
+def test_fast_path_refuses_what_it_does_not_know() -> None:
+    odd = [_bad(name) for name in ("unknown-field", "duplicate-task", "impossible-timestamp")]
+    fast, _ = _both_paths([_base(), *odd])
+    assert fast.fast is not None and fast.fast.refused == [1, 2, 3]
+    assert [r.reason for r in fast.rejects] == [
+        "triggerTime is not a valid timestamp: '2019-02-30 10:00:00'"
+    ]
+    assert fast.unknown_fields == {"priority": 1}
+
+
+def test_expected_ids_and_extraction_times_per_record() -> None:
+    records = _records(Population(seed=3, flows=20), 6)
+    ids = [r["instanceId"] for r in records]
+    ids[2] = "1-1"
+    times = [WHEN + timedelta(seconds=i) for i in range(6)]
+    fast = flatten_records(records, source_tz=GMT8, extracted_at=times, expected_ids=ids)
+    reference = flatten_records(
+        records, source_tz=GMT8, extracted_at=times, expected_ids=ids, fast=False
+    )
+    _assert_same(fast, reference)
+    assert [(r.instance_id, r.position) for r in fast.rejects] == [("1-1", 2)]
+    extracted = build_frames(fast).tables["flow_instances"]["extracted_at"].to_pylist()
+    assert extracted == times[:2] + times[3:]
+
+
+_MUTATIONS: tuple[Any, ...] = (
+    None,
+    "",
+    0,
+    1,
+    -1,
+    2**63,
+    1.5,
+    2.0,
+    True,
+    "x",
+    "17",
+    " 17 ",
+    "true",
+    "2019-07-26 12:39:00",
+    [],
+    {},
+    [["a", "b"]],
+    {"k": 1},
+)
+
+
+def _mutate(record: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+    """Set one random field at one random level to one random odd value."""
+    record = copy.deepcopy(record)
+    value = rng.choice(_MUTATIONS)
+    graph = json.loads(record["graph"])
+    where = rng.randrange(5)
+    if where == 0:
+        record[rng.choice([*record, "extra"])] = value
+        return record
+    if where == 1:
+        graph[rng.choice([*graph, "extra"])] = value
+    elif where == 2 and graph["tasks"]:
+        task = rng.choice(graph["tasks"])
+        task[rng.choice([*task, "extra"])] = value
+    elif where == 3 and graph["relations"]:
+        relation = rng.choice(graph["relations"])
+        if isinstance(relation, dict):
+            relation[rng.choice([*relation, "from", "extra"])] = value
+        else:
+            relation[rng.randrange(2)] = value
+    elif where == 4 and graph["flows"]:
+        flow = rng.choice(graph["flows"])
+        flow[rng.choice([*flow, "extra"])] = value
+    record["graph"] = json.dumps(graph, ensure_ascii=False)
+    return record
+
+
+def test_fast_path_matches_the_reference_on_mutated_records() -> None:
+    rng = random.Random(20261125)
+    records = [
+        r for r in _records(Population(seed=9, flows=60), 1500) if isinstance(r["graph"], str)
+    ]
+    mutated = [_mutate(r, rng) if i % 2 else r for i, r in enumerate(records)]
+    fast, reference = _both_paths(mutated, ZoneInfo("Europe/Berlin"))
+    _assert_same(fast, reference)
+    assert fast.fast is not None and len(fast.fast.refused) < len(records) * 0.4
+
+
+@pytest.mark.parametrize(
+    "zone", ["America/New_York", "Europe/London", "Australia/Lord_Howe", "America/Santiago"]
+)
+def test_fast_path_reads_wall_clock_times_like_zoneinfo_across_transitions(zone: str) -> None:
+    tz = ZoneInfo(zone)
+    records = []
+    moment = datetime(2025, 1, 1, 0, 7, 30)
+    while moment < datetime(2027, 1, 1):
+        # Walk the year in 15-minute steps near each offset change, in days elsewhere.
+        near = any(
+            tz.utcoffset(moment + timedelta(hours=h)) != tz.utcoffset(moment) for h in (-3, 3)
+        )
+        text = f"{moment:%Y-%m-%d %H:%M:%S}"
+        record = dict(_base(), triggerTime=text, startTime=text, endTime=text, timestamp=text)
+        record["freq"] = "0 0/15 * * * ? *" if near else "0 30 2 * * ? *"
+        records.append(record)
+        moment += timedelta(minutes=15) if near else timedelta(hours=23)
+    fast, reference = _both_paths(records, tz)
+    assert fast.fast is not None and fast.fast.refused == []
+    _assert_same(fast, reference)
+
+
+def test_fast_path_follows_zoneinfo_into_a_spring_forward_gap() -> None:
+    record = dict(_base(), triggerTime="2026-03-08 02:30:00", freq="0 0/20 * * * ? *")
+    rows = flatten_records([record], source_tz=ZoneInfo("America/New_York"), extracted_at=WHEN)
+    assert rows.fast is not None and rows.fast.refused == []
+    row = one(build_frames(rows).tables["flow_instances"])
+    assert row["trigger_time"] == utc(2026, 3, 8, 7, 30)  # the offset before the gap, EST
+    assert row["next_trigger_time"] == utc(2026, 3, 8, 7, 40)
+
+
+@pytest.mark.parametrize(
+    "freq",
+    [
+        "0 0/15 * * * ? *",
+        "0/10 * * * * ? *",
+        "0 0 0/6 * * ? *",
+        "0 30 2 * * ? *",
+        "0 0 12 ? * MON *",
+        "0 0 12 ? * MON-FRI *",
+        "0 1/1 * * * ? *",
+        "0 0 0 L * ? *",
+        "0 0 0 1 1 ? 2026",
+        "not a cron",
+    ],
+)
+def test_fast_path_next_fires_match_the_schedule(freq: str) -> None:
+    rng = random.Random(freq)
+    base = datetime(2024, 1, 1)
+    records = []
+    for _ in range(200):
+        moment = base + timedelta(seconds=rng.randrange(3 * 366 * 86400))
+        if rng.random() < 0.7:  # mostly fire times, as real triggers are
+            moment = moment.replace(second=0, minute=moment.minute // 15 * 15)
+        text = f"{moment:%Y-%m-%d %H:%M:%S}" + rng.choice(["", ".0", ".5"])
+        records.append(dict(_base(), freq=freq, triggerTime=text))
+    fast, reference = _both_paths(records, ZoneInfo("Europe/Paris"))
+    _assert_same(fast, reference)
+
+
+def test_values_beyond_64_bits_cost_the_element_not_the_batch() -> None:
+    task = {"taskInstId": "1-x", "taskId": str(2**70)}
+    records = [
+        _with_graph(_base(), tasks=[task]),
+        dict(_base(), instanceId="2-y", flowId=2**64),
+        dict(_base(), instanceId={"id": 3}),
+    ]
+    frames = flatten(records, source_tz=GMT8, extracted_at=WHEN)
+    quarantined = one(frames.tables["quarantined_values"])
+    assert quarantined["reason"] == f"taskId does not fit in 64 bits: '{2**70}'"
+    assert [f["message"] for f in frames.tables["failed_instances"].to_pylist()] == [
+        f"flowId does not fit in 64 bits: {2**64}",
+        "instanceId: expected an ID, got dict {'id': 3}",
+    ]
+
+
+def test_a_zone_arrow_cannot_vouch_for_sends_every_record_the_reference_way() -> None:
+    tokyo = ZoneInfo.no_cache("Asia/Tokyo")  # may differ from the zone its key names
+    records = _records(Population(seed=3, flows=20), 30)
+    fast, reference = _both_paths(records, tokyo)
+    assert fast.fast is not None and fast.fast.refused == list(range(30))
+    _assert_same(fast, reference)

@@ -1,0 +1,233 @@
+"""Fetch throughput against the bundled simulator on loopback, end to end into SQLite.
+
+Prints instances/s, CPU seconds per 1,000 instances and peak RSS of the client process
+for each case. The simulator runs in its own process so it does not share our
+interpreter lock; the IDs come from a file, streamed as a user's would be.
+
+    python benchmarks/fetch.py                       # every case but the 1M-ID one
+    python benchmarks/fetch.py --case memory --ids 1000000
+    python benchmarks/fetch.py --case latency --case ceiling
+
+Cases: latency (50 ms, 16 and 64 workers, against the ideal workers/latency rate),
+ceiling (zero latency, as many workers as helps), budget (--max-rps 200, 64 workers,
+the busiest one-second window), faults (10% transient faults vs none, rows compared),
+memory (N IDs in a child process: peak RSS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import json
+import resource
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from extractor.client import EnOSClient
+from extractor.config import FetchConfig, GatewayConfig
+from extractor.destinations import SqlDestination
+from extractor.pipeline import run_extract
+from extractor.simulator import Faults, Population, SimCredentials, SimulatorProcess
+
+CREDS = SimCredentials()
+SEED, FLOWS = 5, 300
+END = datetime(2026, 3, 1)
+
+
+def write_ids(path: Path, count: int) -> datetime:
+    """Write ``count`` simulator IDs to ``path``; return the population's start."""
+    population = Population(seed=SEED, flows=FLOWS, end=END)
+    with path.open("w") as fh:
+        for instance_id in population.ids(limit=count):
+            fh.write(instance_id + "\n")
+    return population.start
+
+
+def gateway(url: str) -> GatewayConfig:
+    return GatewayConfig(
+        base_url=url,
+        app_key=CREDS.app_key,
+        app_secret=CREDS.app_secret,
+        org_id=CREDS.org_id,
+        user_id=CREDS.user_id,
+        timeout_s=10,
+    )
+
+
+def run(url: str, ids_path: Path, db: Path, fetch: FetchConfig) -> dict[str, Any]:
+    """One extract into a fresh SQLite file; returns figures and the send times."""
+    sends: list[float] = []
+    dest = SqlDestination(f"sqlite:///{db}")
+    with EnOSClient(gateway(url), fetch=fetch) as client:
+        acquire = client.limiter.acquire
+
+        def recorded() -> float:
+            waited = acquire()
+            sends.append(time.monotonic())
+            return waited
+
+        client.limiter.acquire = recorded  # type: ignore[method-assign]
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        with ids_path.open() as fh:
+            report = run_extract(
+                (line.strip() for line in fh), client=client, destinations=[dest], fetch=fetch
+            )
+        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    done = report.fetched + report.failed
+    return {
+        "instances": done,
+        "loaded": report.loaded,
+        "failed": report.failed,
+        "retries": report.retries,
+        "rate": done / wall,
+        "cpu_per_1000": cpu / done * 1000 if done else 0.0,
+        "wall": wall,
+        "sends": sends,
+    }
+
+
+def busiest_second(times: list[float]) -> int:
+    times = sorted(times)
+    return max(bisect.bisect_left(times, t + 1.0) - i for i, t in enumerate(times))
+
+
+def line(label: str, r: dict[str, Any], extra: str = "") -> None:
+    print(
+        f"  {label:<34} {r['rate']:>8,.0f} inst/s  {r['cpu_per_1000']:>6.2f} CPU s/1000  "
+        f"peak RSS {peak_rss_mb():>5.0f} MB  {extra}"
+    )
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def snapshot(db: Path) -> dict[str, int]:
+    with sqlite3.connect(db) as conn:
+        return {
+            t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+            for t in ("flow_instances", "task_instances", "task_relations", "flow_parameters")
+        }
+
+
+def case_latency(tmp: Path, start: datetime) -> None:
+    print("50 ms latency (ideal = workers / 0.050 s):")
+    ids = tmp / "ids-latency.txt"
+    for workers, count, target in ((16, 3000, 0.90), (64, 8000, 0.75)):
+        write_ids(ids, count)
+        with SimulatorProcess(
+            seed=SEED, flows=FLOWS, start=start, end=END, faults=Faults(latency_ms=50)
+        ) as sim:
+            r = run(sim.url, ids, tmp / f"lat{workers}.sqlite", FetchConfig(workers=workers))
+        ideal = workers / 0.050
+        line(
+            f"{workers} workers",
+            r,
+            f"{r['rate'] / ideal:.0%} of ideal {ideal:.0f}/s (target {target:.0%})",
+        )
+
+
+def case_ceiling(tmp: Path, start: datetime) -> None:
+    print("zero latency, end to end into SQLite (target 1,500 inst/s):")
+    ids = tmp / "ids-ceiling.txt"
+    write_ids(ids, 20000)
+    for workers in (4, 8, 16, 32):
+        with SimulatorProcess(seed=SEED, flows=FLOWS, start=start, end=END) as sim:
+            r = run(sim.url, ids, tmp / f"ceil{workers}.sqlite", FetchConfig(workers=workers))
+        line(f"{workers} workers", r)
+
+
+def case_budget(tmp: Path, start: datetime) -> None:
+    print("--max-rps 200 with 64 workers (never above 200 in any second, within 5% below):")
+    ids = tmp / "ids-budget.txt"
+    write_ids(ids, 3000)
+    with SimulatorProcess(seed=SEED, flows=FLOWS, start=start, end=END) as sim:
+        r = run(sim.url, ids, tmp / "budget.sqlite", FetchConfig(workers=64, max_rps=200))
+    sends = r["sends"]
+    achieved = (len(sends) - 1) / (sends[-1] - sends[0])
+    line(
+        "64 workers, budget 200",
+        r,
+        f"sent {achieved:.1f}/s, busiest 1 s window {busiest_second(sends)}",
+    )
+
+
+def case_faults(tmp: Path, start: datetime) -> None:
+    print("10% transient faults (5xx, drops, malformed bodies, 62109) vs none:")
+    ids = tmp / "ids-faults.txt"
+    write_ids(ids, 6000)
+    faults = Faults(server_error=0.04, drop=0.02, malformed=0.02, code_error=0.02, fault_attempts=2)
+    results = {}
+    for label, plan in (("fault-free", Faults()), ("10% faults", faults)):
+        with SimulatorProcess(seed=SEED, flows=FLOWS, start=start, end=END, faults=plan) as sim:
+            db = tmp / f"{label}.sqlite"
+            r = run(sim.url, ids, db, FetchConfig(workers=16, backoff_base_s=0.05))
+        results[label] = (r, snapshot(db))
+        line(label, r, f"retries {r['retries']}, failed {r['failed']}")
+    (clean, clean_rows), (faulty, faulty_rows) = results["fault-free"], results["10% faults"]
+    print(
+        f"  throughput ratio {faulty['rate'] / clean['rate']:.0%} (target 80%); rows "
+        f"{'identical' if clean_rows == faulty_rows else 'DIFFER'}: {faulty_rows}"
+    )
+
+
+def case_memory(tmp: Path, count: int) -> None:
+    """Run the extract in a child process so its peak RSS is its own."""
+    ids = tmp / f"ids-{count}.txt"
+    start = write_ids(ids, count)
+    code = (
+        "import json,sys,resource; from pathlib import Path; from datetime import datetime;"
+        "sys.path.insert(0, 'benchmarks'); import fetch as b;"
+        f"from extractor.simulator import SimulatorProcess;"
+        f"sim = SimulatorProcess(seed=b.SEED, flows=b.FLOWS, start=datetime.fromisoformat("
+        f"'{start.isoformat()}'), end=b.END).start();"
+        f"r = b.run(sim.url, Path('{ids}'), Path('{tmp}/mem{count}.sqlite'),"
+        f" b.FetchConfig(workers=16)); sim.stop(); r.pop('sends');"
+        "r['peak_rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024;"
+        "print(json.dumps(r))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout
+    r = json.loads(out.strip().splitlines()[-1])
+    print(
+        f"  {count:>9,} IDs: {r['rate']:,.0f} inst/s, {r['cpu_per_1000']:.2f} CPU s/1000, "
+        f"peak RSS {r['peak_rss_mb']:.0f} MB, loaded {r['loaded']:,}, failed {r['failed']}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Fetch throughput against the simulator.")
+    parser.add_argument(
+        "--case",
+        action="append",
+        choices=("latency", "ceiling", "budget", "faults", "memory"),
+    )
+    parser.add_argument("--ids", type=int, action="append", help="ID counts for memory")
+    args = parser.parse_args()
+    cases = args.case or ["latency", "ceiling", "budget", "faults", "memory"]
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        start = write_ids(tmp / "ids-probe.txt", 20000)
+        if "latency" in cases:
+            case_latency(tmp, start)
+        if "ceiling" in cases:
+            case_ceiling(tmp, start)
+        if "budget" in cases:
+            case_budget(tmp, start)
+        if "faults" in cases:
+            case_faults(tmp, start)
+        if "memory" in cases:
+            print("peak RSS of the whole client process by number of IDs:")
+            for count in args.ids or [100_000]:
+                case_memory(tmp, count)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,25 @@
+"""Write flow frames to SQL databases and Parquet datasets.
+
+>>> from extractor.loaders import LoadResult
+>>> LoadResult(rows_written={"flow_instances": 2, "task_instances": 5}).total_rows
+7
+"""
+
+from extractor.loaders.ddl import create_ddl
+from extractor.loaders.loader import Loader, LoadResult, WriteMode
+from extractor.loaders.parquet import ParquetLoader, parquet_partitioning, write_parquet
+from extractor.loaders.sql import DEFAULT_CHUNK_SIZE, SqlLoader, connect, write_sql
+
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "LoadResult",
+    "Loader",
+    "ParquetLoader",
+    "SqlLoader",
+    "WriteMode",
+    "connect",
+    "create_ddl",
+    "parquet_partitioning",
+    "write_parquet",
+    "write_sql",
+]

@@ -1,0 +1,54 @@
+"""Turn database drivers' errors into :class:`LoadError` at the loaders' boundary."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+import sqlalchemy as sa
+
+from extractor.errors import ConfigError, LoadError
+
+_DRIVER_MODULES = ("sqlite3", "_sqlite3", "psycopg")
+_REASON_LINES = 3
+
+
+class translated:  # noqa: N801 - used as a context manager, read like a clause
+    """Re-raise a driver's or SQLAlchemy's error as a :class:`LoadError` saying what failed.
+
+    >>> import sqlite3
+    >>> with translated("writing flow_instances"):
+    ...     raise sqlite3.IntegrityError("UNIQUE constraint failed: flow_instances.instance_id")
+    Traceback (most recent call last):
+    extractor.errors.LoadError: writing flow_instances failed: UNIQUE constraint failed: ...
+    """
+
+    def __init__(self, doing: str) -> None:
+        self._doing = doing
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc is None or isinstance(exc, LoadError | ConfigError):
+            return
+        if isinstance(exc, sa.exc.SQLAlchemyError) or _is_driver_error(exc):
+            raise LoadError(f"{self._doing} failed: {reason(exc)}") from exc
+
+
+def _is_driver_error(exc: BaseException) -> bool:
+    # The fast paths use the driver's own cursor, so its PEP 249 errors arrive unwrapped.
+    module = type(exc).__module__
+    return any(module == m or module.startswith(f"{m}.") for m in _DRIVER_MODULES)
+
+
+def reason(exc: BaseException) -> str:
+    """Return the driver's own message on one line (SQLAlchemy's SQL and parameters left out)."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return " ".join(lines[:_REASON_LINES])
