@@ -127,4 +127,7 @@ class StateStore:
     def set_watermark(self, name: str, value: datetime) -> None:
         with self.engine.begin() as conn:
             conn.execute(self._watermarks.delete().where(self._watermarks.c.name == name))
-            conn.execute(self._watermarks.insert().values(name=name, value=value))
+            # In UTC: SQLite keeps the wall-clock digits and drops the zone.
+            conn.execute(
+                self._watermarks.insert().values(name=name, value=value.astimezone(UTC))
+            )

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -422,3 +422,64 @@ def _loaded(db: Path) -> int:
             return int(conn.execute("SELECT COUNT(*) FROM flow_instances").fetchone()[0])
     except sqlite3.Error:
         return 0
+
+
+def test_sync_converges_as_running_instances_finish(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pop = Population(seed=11, flows=30, start=START, end=END, now=datetime(2026, 1, 1, 6))
+    db = tmp_path / "w.sqlite"
+    with Simulator(pop, credentials=CREDS) as server:
+        for key, value in {
+            "ENOS_GATEWAY": server.url,
+            "ENOS_APP_KEY": CREDS.app_key,
+            "ENOS_APP_SECRET": CREDS.app_secret,
+            "ENOS_ORG_ID": CREDS.org_id,
+            "ENOS_USER_ID": CREDS.user_id,
+        }.items():
+            monkeypatch.setenv(key, value)
+        sync = ["sync", "--sqlite", str(db), "--quiet", "--type", "1"]
+        first = [
+            *sync,
+            "--since",
+            "2026-01-01T00:00:00+08:00",
+            "--until",
+            "2026-01-01T06:00:00+08:00",
+        ]
+        assert main(first) == 0
+        moving_before = _moving(db)
+        assert moving_before, "the simulator should have runs still going at 06:00"
+
+        pop.advance(timedelta(hours=3))
+        assert main([*sync, "--until", "2026-01-01T09:00:00+08:00"]) == 0
+        rows_after = snapshot(db)
+        assert main([*sync, "--until", "2026-01-01T09:00:00+08:00"]) == 0  # repeated run
+        assert snapshot(db) == rows_after
+
+    expected = set(
+        pop.search_ids(
+            pop.to_epoch_ms(datetime(2026, 1, 1)), pop.to_epoch_ms(datetime(2026, 1, 1, 9))
+        )
+    )
+    with sqlite3.connect(db) as conn:
+        loaded = dict(conn.execute("SELECT instance_id, status FROM flow_instances"))
+    assert set(loaded) == expected
+    assert all(loaded[i] == pop.status(i) for i in loaded)
+    finished = [i for i in moving_before if loaded[i] != pop.status(i)]
+    assert finished == []
+    assert any(pop.status(i) in (-1, 1, 4, 7, 8, 10) for i in moving_before)
+
+
+def test_first_sync_needs_a_start(
+    tmp_path: Path, env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["sync", "--sqlite", str(tmp_path / "w.sqlite"), "--quiet"]) == 2
+    assert "give --since for the first sync" in capsys.readouterr().err
+
+
+def _moving(db: Path) -> list[str]:
+    with sqlite3.connect(db) as conn:
+        return [
+            r[0]
+            for r in conn.execute("SELECT instance_id FROM flow_instances WHERE NOT is_terminal")
+        ]
