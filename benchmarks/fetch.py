@@ -167,7 +167,7 @@ def case_faults(tmp: Path, start: datetime) -> None:
     for label, plan in (("fault-free", Faults()), ("10% faults", faults)):
         with SimulatorProcess(seed=SEED, flows=FLOWS, start=start, end=END, faults=plan) as sim:
             db = tmp / f"{label}.sqlite"
-            r = run(sim.url, ids, db, FetchConfig(workers=16, backoff_base_s=0.05))
+            r = run(sim.url, ids, db, FetchConfig(workers=32, backoff_base_s=0.05))
         results[label] = (r, snapshot(db))
         line(label, r, f"retries {r['retries']}, failed {r['failed']}")
     (clean, clean_rows), (faulty, faulty_rows) = results["fault-free"], results["10% faults"]

@@ -24,6 +24,7 @@ from extractor.frames import FlowFrames
 from extractor.loaders import LoadResult, WriteMode, create_ddl, write_parquet, write_sql
 from extractor.pipeline import RunReport, extract, flatten, run_extract
 from extractor.schema import TABLES, TABLES_BY_NAME
+from extractor.sync import run_sync
 
 __all__ = [
     "TABLES",
@@ -52,6 +53,7 @@ __all__ = [
     "load_gateway_config",
     "parse_timezone",
     "run_extract",
+    "run_sync",
     "write_parquet",
     "write_sql",
 ]

@@ -17,16 +17,15 @@ from extractor.config import FetchConfig, load_gateway_config, parse_timezone
 from extractor.destinations import ParquetDestination, SqlDestination
 from extractor.errors import ConfigError, ExtractorError
 from extractor.pipeline import (
-    ALL_TYPES,
     EXIT_FATAL,
     EXIT_OK,
     EXIT_USAGE,
     Destination,
     RunReport,
     run_extract,
-    run_sync,
 )
 from extractor.progress import Progress
+from extractor.sync import ALL_TYPES, run_sync
 
 log = logging.getLogger("extractor")
 
@@ -298,8 +297,7 @@ def _cmd_sync(args: argparse.Namespace) -> int:
         tz = parse_timezone(client.config.timezone) if client.config.timezone else None
         since = _parse_time(args.since, "--since", tz) if args.since else None
         until = _parse_time(args.until, "--until", tz) if args.until else datetime.now(UTC)
-        progress = Progress(total=None, quiet=args.quiet)
-        try:
+        with Progress(total=None, quiet=args.quiet) as progress:
             report = run_sync(
                 client=client,
                 destinations=dests,
@@ -310,12 +308,7 @@ def _cmd_sync(args: argparse.Namespace) -> int:
                 fetch=fetch,
                 on_progress=progress,
             )
-        finally:
-            progress.close()
-    _summarise(report, args.quiet)
-    if args.report:
-        _write_report(Path(args.report), report)
-    return report.exit_code
+    return _finish(report, args)
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
@@ -325,8 +318,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         ids, total, description = _id_source(args, client, dests)
         if args.no_resume:
             description = ""
-        progress = Progress(total=total, quiet=args.quiet)
-        try:
+        with Progress(total=total, quiet=args.quiet) as progress:
             report = run_extract(
                 ids,
                 client=client,
@@ -335,12 +327,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
                 description=description,
                 on_progress=progress,
             )
-        finally:
-            progress.close()
-    _summarise(report, args.quiet)
-    if args.report:
-        _write_report(Path(args.report), report)
-    return report.exit_code
+    return _finish(report, args)
 
 
 def _id_source(
@@ -397,6 +384,14 @@ def _parse_time(text: str, flag: str, tz: object) -> datetime:
     if value.tzinfo is None:
         value = value.astimezone() if tz is None else value.replace(tzinfo=tz)  # type: ignore[arg-type]
     return value
+
+
+def _finish(report: RunReport, args: argparse.Namespace) -> int:
+    """Print the summary, write the report, and return the run's exit code."""
+    _summarise(report, args.quiet)
+    if args.report:
+        _write_report(Path(args.report), report)
+    return report.exit_code
 
 
 def _summarise(report: RunReport, quiet: bool) -> None:

@@ -8,12 +8,12 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, tzinfo
 from typing import Any, Protocol
 
 from extractor.client import EnOSClient
 from extractor.config import FetchConfig, GatewayConfig, parse_timezone
-from extractor.errors import ApiError, ConfigError, FatalApiError, RecordError
+from extractor.errors import ApiError, FatalApiError, RecordError
 from extractor.fetch import Failed, Fetched, fetch_instances
 from extractor.flatten import canonical_json, flatten_records
 from extractor.frames import FlowFrames, build_frames
@@ -359,88 +359,3 @@ def _progress(report: RunReport, client: EnOSClient, on_progress: ProgressCallba
     report.token_refreshes = client.stats.token_refreshes
     if on_progress is not None:
         on_progress(report)
-
-
-SYNC_WATERMARK = "sync"
-ALL_TYPES = (0, 1, 2)
-
-
-def run_sync(
-    *,
-    client: EnOSClient,
-    destinations: Sequence[Destination],
-    until: datetime,
-    since: datetime | None = None,
-    lookback: timedelta = timedelta(hours=1),
-    types: Sequence[int] = ALL_TYPES,
-    fetch: FetchConfig | None = None,
-    on_progress: ProgressCallback | None = None,
-) -> RunReport:
-    """Bring the destinations up to date with the gateway; safe to run every few minutes.
-
-    Discovers instances triggered in ``[since, until)`` (``since`` defaults to the stored
-    watermark minus ``lookback``, so late-appearing instances are caught), fetches
-    those not yet loaded in a terminal status, every loaded instance still moving
-    (RUNNING, WAIT, ...) and every ID in ``failed_instances``, then stores ``until`` as
-    the new watermark in each destination. Overlapping windows only re-load rows.
-
-    Raises:
-        ConfigError: no ``since`` and no stored watermark (the first sync needs one).
-    """
-    stores = [d.state for d in destinations if d.state is not None]
-    if since is None:
-        marks = [s.watermark(SYNC_WATERMARK) for s in stores]
-        if not marks or any(m is None for m in marks):
-            raise ConfigError("no stored watermark yet: give --since for the first sync")
-        since = min(m for m in marks if m is not None) - lookback
-    if since.tzinfo is None or until.tzinfo is None:
-        raise ConfigError("sync times must be time-zone aware")
-    if until <= since:
-        raise ConfigError(f"nothing to sync: {since.isoformat()} is not before {until}")
-    ids = _sync_ids(client, destinations, since, until, types)
-    report = run_extract(
-        ids, client=client, destinations=destinations, fetch=fetch, on_progress=on_progress
-    )
-    if report.fatal_error is None:
-        for store in stores:
-            store.set_watermark(SYNC_WATERMARK, until)
-    return report
-
-
-def _sync_ids(
-    client: EnOSClient,
-    destinations: Sequence[Destination],
-    since: datetime,
-    until: datetime,
-    types: Sequence[int],
-) -> Iterator[str]:
-    queued: set[str] = set()
-    for kind in types:
-        found = client.list_flow_instances(from_time=since, to_time=until, type=kind)
-        chunk: list[str] = []
-        for item in found:
-            instance_id = str(item.get("instanceId") or "")
-            if instance_id and instance_id not in queued:
-                chunk.append(instance_id)
-            if len(chunk) >= 500:
-                yield from _not_settled(chunk, destinations, queued)
-                chunk = []
-        yield from _not_settled(chunk, destinations, queued)
-    for dest in destinations:
-        for instance_id in [*dest.moving_ids(), *dest.failed_ids()]:
-            if instance_id not in queued:
-                queued.add(instance_id)
-                yield instance_id
-
-
-def _not_settled(
-    chunk: list[str], destinations: Sequence[Destination], queued: set[str]
-) -> Iterator[str]:
-    """IDs some destination lacks or holds in a status that can still change."""
-    if not chunk:
-        return
-    settled = set.intersection(*(d.terminal_ids(chunk) for d in destinations))
-    for instance_id in chunk:
-        if instance_id not in settled and instance_id not in queued:
-            queued.add(instance_id)
-            yield instance_id

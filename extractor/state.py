@@ -128,6 +128,4 @@ class StateStore:
         with self.engine.begin() as conn:
             conn.execute(self._watermarks.delete().where(self._watermarks.c.name == name))
             # In UTC: SQLite keeps the wall-clock digits and drops the zone.
-            conn.execute(
-                self._watermarks.insert().values(name=name, value=value.astimezone(UTC))
-            )
+            conn.execute(self._watermarks.insert().values(name=name, value=value.astimezone(UTC)))
