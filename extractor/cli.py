@@ -291,8 +291,8 @@ def _client(args: argparse.Namespace) -> tuple[EnOSClient, FetchConfig]:
 
 
 def _cmd_sync(args: argparse.Namespace) -> int:
+    client, fetch = _client(args)  # settings first: a typo must not create files
     dests = _destinations(args)
-    client, fetch = _client(args)
     with client:
         tz = parse_timezone(client.config.timezone) if client.config.timezone else None
         since = _parse_time(args.since, "--since", tz) if args.since else None
@@ -312,8 +312,8 @@ def _cmd_sync(args: argparse.Namespace) -> int:
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
+    client, fetch = _client(args)  # settings first: a typo must not create files
     dests = _destinations(args)
-    client, fetch = _client(args)
     with client:
         ids, total, description = _id_source(args, client, dests)
         if args.no_resume:
