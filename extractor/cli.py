@@ -291,6 +291,8 @@ def _client(args: argparse.Namespace) -> tuple[EnOSClient, FetchConfig]:
 
 
 def _cmd_sync(args: argparse.Namespace) -> int:
+    if args.mode != "upsert":
+        raise ConfigError("sync re-loads instances as they change, so it only upserts")
     client, fetch = _client(args)  # settings first: a typo must not create files
     dests = _destinations(args)
     with client:
@@ -316,8 +318,8 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     dests = _destinations(args)
     with client:
         ids, total, description = _id_source(args, client, dests)
-        if args.no_resume:
-            description = ""
+        if args.no_resume or args.mode == "replace":
+            description = ""  # a resumed replace would empty what the first attempt loaded
         with Progress(total=total, quiet=args.quiet) as progress:
             report = run_extract(
                 ids,

@@ -470,6 +470,11 @@ def test_sync_converges_as_running_instances_finish(
     assert any(pop.status(i) in (-1, 1, 4, 7, 8, 10) for i in moving_before)
 
 
+def test_sync_only_upserts(tmp_path: Path, env: dict[str, str]) -> None:
+    db = str(tmp_path / "w.sqlite")
+    assert main(["sync", "--sqlite", db, "--mode", "replace", "--since", "2026-01-01"]) == 2
+
+
 def test_first_sync_needs_a_start(
     tmp_path: Path, env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
