@@ -131,7 +131,7 @@ def test_duckdb_reads_a_dataset(tmp_path: Path):
     pattern = str(tmp_path / TASKS.name / "*" / "*.parquet")
     count = duckdb.sql(f"SELECT count(*) FROM read_parquet('{pattern}', hive_partitioning=1)")
 
-    assert count.fetchone() == (3,)
+    assert count.fetchall() == [(3,)]
 
 
 def test_reloading_replaces_rows_without_duplicates(tmp_path: Path):
