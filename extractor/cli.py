@@ -179,6 +179,16 @@ def _parser() -> argparse.ArgumentParser:
     sch.add_argument("--table-prefix", default="")
     sch.set_defaults(func=_cmd_schema)
 
+    views = sub.add_parser(
+        "views",
+        help="create or replace the BI views in a database",
+        description="Create or replace the BI views (sql/views_*.sql) over loaded tables "
+        "with their default names, in SQLite or PostgreSQL.",
+    )
+    views.add_argument("--sqlite", metavar="PATH", help="SQLite database file")
+    views.add_argument("--db", metavar="URL", help="PostgreSQL URL")
+    views.set_defaults(func=_cmd_views)
+
     demo = sub.add_parser(
         "demo",
         help="extract from the bundled simulator into ./demo",
@@ -462,6 +472,21 @@ def _cmd_schema(args: argparse.Namespace) -> int:
     sys.stdout.write(
         create_ddl(args.dialect, schema=args.db_schema, table_prefix=args.table_prefix)
     )
+    return EXIT_OK
+
+
+def _cmd_views(args: argparse.Namespace) -> int:
+    from extractor.loaders import connect
+    from extractor.views import create_views
+
+    if bool(args.sqlite) == bool(args.db):
+        raise ConfigError("name one database: --sqlite PATH or --db URL")
+    engine = connect(f"sqlite:///{args.sqlite}" if args.sqlite else args.db)
+    try:
+        for name in create_views(engine):
+            print(name)
+    finally:
+        engine.dispose()
     return EXIT_OK
 
 

@@ -11,8 +11,10 @@ from pathlib import Path
 from extractor.client import EnOSClient
 from extractor.config import FetchConfig, GatewayConfig
 from extractor.destinations import ParquetDestination, SqlDestination
+from extractor.loaders import connect
 from extractor.pipeline import Destination, run_extract
 from extractor.simulator import Population, SimCredentials, Simulator
+from extractor.views import create_views
 
 _SUMMARY_QUERIES = {
     "Instances by status": """
@@ -69,7 +71,11 @@ def run_demo(out: Path, *, instances: int = 400) -> int:
         f"relations, {report.rows['flow_parameters']} parameters; {report.failed} failed; "
         f"{report.seconds:.1f} s",
     )
+    engine = connect(f"sqlite:///{out / 'warehouse.sqlite'}")
+    views = create_views(engine)
+    engine.dispose()
     _print_summary(out / "warehouse.sqlite")
+    print(f"\nBI views created in the SQLite database: {', '.join(views)}")
     print(f"\nSQLite: {out / 'warehouse.sqlite'}\nParquet: {out / 'parquet'}/")
     return report.exit_code
 

@@ -1,8 +1,8 @@
 """BI-ready views over the declared tables, for SQLite and PostgreSQL.
 
 The SQL lives in ``extractor/sql/views_<dialect>.sql``, shipped with the package; the
-repository's ``sql/`` directory carries identical copies for readers (a test keeps them
-equal). The views read the tables under their default names, without a prefix or schema.
+repository's ``sql/`` directory links to the same files for readers. The views read the
+tables under their default names, without a prefix or schema.
 """
 
 from __future__ import annotations

@@ -112,6 +112,18 @@ def _graph(record: dict[str, Any] | None) -> dict[str, Any]:
     return json.loads(graph) if isinstance(graph, str) else graph
 
 
+def test_views_over_an_extract(
+    tmp_path: Path, env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "w.sqlite"
+    assert main(["extract", "--ids", *some_ids(40), "--sqlite", str(db), "--quiet"]) == 0
+    assert main(["views", "--sqlite", str(db)]) == 0
+    assert "v_flow_daily_success" in capsys.readouterr().out
+    with sqlite3.connect(db) as conn:
+        runs = conn.execute("SELECT SUM(runs) FROM v_flow_daily_success").fetchone()[0]
+    assert runs == 40
+
+
 def test_rerun_replaces_rows_without_duplicates(tmp_path: Path, env: dict[str, str]) -> None:
     path = ids_file(tmp_path, some_ids(80))
     db = tmp_path / "w.sqlite"
