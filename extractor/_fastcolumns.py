@@ -321,8 +321,8 @@ def _next_fires(
     :data:`MAX_YEAR` (those records go the reference way).
 
     A regular schedule's fires are ``first + k * interval`` for every k, so when the
-    trigger is one of them the next is one interval on; otherwise the schedule's own
-    search runs.
+    trigger is one of them the next is one interval on; the other triggers go to their
+    schedule's :meth:`~extractor.schedule.Schedule.next_fires`, a schedule at a time.
     """
     k = len(schedules)
     usable = np.zeros(k, bool)
@@ -342,13 +342,15 @@ def _next_fires(
     regular[regular] = (at[regular] - start[regular]) % step[regular] == 0
     fires = np.where(regular, at + step, 0)
     known = regular.copy()
-    for i in np.flatnonzero(asked & ~regular).tolist():
-        schedule = schedules[codes[i]]
-        assert schedule is not None
-        fire = schedule.next_fire(_EPOCH + timedelta(microseconds=int(at[i])))
-        if fire is not None:
-            fires[i] = (fire - _EPOCH) // _MICROSECOND
-            known[i] = True
+    other = np.flatnonzero(asked & ~regular)
+    if len(other):
+        by_schedule = np.argsort(codes[other], kind="stable")
+        other = other[by_schedule]
+        starts = np.flatnonzero(np.diff(codes[other], prepend=-1))
+        for rows in np.split(other, starts[1:]):
+            schedule = schedules[codes[rows[0]]]
+            assert schedule is not None
+            fires[rows], known[rows] = schedule.next_fires(at[rows])
     beyond = known & (fires >= _LIMIT_US)
     return pa.array(fires, _I, mask=~known).cast(LOCAL), beyond
 

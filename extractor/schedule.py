@@ -11,9 +11,11 @@ import functools
 import re
 from bisect import bisect_left
 from dataclasses import astuple, dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from itertools import pairwise
+from typing import Any
 
+import numpy as np
 from cron_descriptor import ExpressionDescriptor, Options
 
 from extractor._cron_fields import (
@@ -37,6 +39,12 @@ __all__ = ["CronFields", "Schedule", "next_fire", "parse_cron"]
 _SECONDS_PER_DAY = 86_400
 _SECONDS_PER_WEEK = 7 * _SECONDS_PER_DAY
 _ALL_YEARS = tuple(range(MIN_YEAR, MAX_YEAR + 1))
+_EPOCH = datetime(1970, 1, 1)
+_MICROSECOND = timedelta(microseconds=1)
+_DAY_US = 86_400_000_000
+_HORIZON_DAYS = 62
+"""Days past the latest time in which :meth:`Schedule.next_fires` looks for a firing day:
+a monthly schedule's next always falls within it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +112,7 @@ class Schedule:
     description: str | None
     interval_s: int | None
     _compiled: _Compiled | None = field(default=None, repr=False, compare=False)
+    _memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def next_fire(self, after: datetime) -> datetime | None:
         """Return the first fire strictly after ``after``, or None (invalid, or none by 2099).
@@ -144,6 +153,87 @@ class Schedule:
                 day, hour, minute, second = day + 1, 0, 0, 0
                 continue
             return datetime(year, month, day, *time, tzinfo=after.tzinfo)
+
+    def next_fires(self, after: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`next_fire` of many times at once, as wall-clock microseconds since
+        1970-01-01 (``int64``). Return the fires in the same unit and which were found.
+
+        Quartz picks the days and the times of day independently, so a time's next fire
+        is the next time of day on its own day if that day fires, else the first time of
+        day on the next day that fires. The days come from a calendar of firing days a
+        month at a time (kept between calls); a time with no firing day in its next
+        :data:`_HORIZON_DAYS` days is left to :meth:`next_fire`.
+
+        >>> s = parse_cron("0 0/30 9-10 ? * MON-FRI")  # Friday 2024-05-31, 10:40
+        >>> fires, found = s.next_fires(np.array([1_717_152_000_000_000]))
+        >>> np.datetime64(int(fires[0]), "us"), bool(found[0])
+        (np.datetime64('2024-06-03T09:00:00.000000'), True)
+        """
+        fires = np.zeros(len(after), np.int64)
+        found = np.zeros(len(after), bool)
+        if self._compiled is None or not len(after):
+            return fires, found
+        times = self._times_of_day_us()
+        day = after // _DAY_US
+        since_midnight = after - day * _DAY_US
+        first, last = int(day.min()), int(day.max()) + _HORIZON_DAYS
+        firing = np.flatnonzero(self._firing_days(first, last)) + first
+        later = np.searchsorted(times, since_midnight, side="right")
+        same_day = (later < len(times)) & np.isin(day, firing)
+        k = np.searchsorted(firing, day, side="right")
+        found = same_day | (k < len(firing))
+        if len(firing):
+            next_day = firing[np.minimum(k, len(firing) - 1)]
+            fires = np.where(
+                same_day,
+                day * _DAY_US + times[np.minimum(later, len(times) - 1)],
+                next_day * _DAY_US + times[0],
+            )
+        for i in np.flatnonzero(~found).tolist():
+            fire = self.next_fire(_EPOCH + timedelta(microseconds=int(after[i])))
+            if fire is not None:
+                fires[i], found[i] = (fire - _EPOCH) // _MICROSECOND, True
+        return fires, found
+
+    def _times_of_day_us(self) -> np.ndarray:
+        times = self._memo.get("times")
+        if times is None:
+            c = self._compiled
+            assert c is not None
+            seconds = np.array(c.seconds, np.int64)
+            minutes = np.array(c.minutes, np.int64)[:, None] * 60 + seconds
+            times = (np.array(c.hours, np.int64)[:, None] * 3600 + minutes.ravel()).ravel()
+            times = self._memo["times"] = times * 1_000_000
+        return times
+
+    def _firing_days(self, first: int, last: int) -> np.ndarray:
+        """Whether each day from ``first`` to ``last`` (days since 1970-01-01) fires."""
+        fires = np.zeros(last - first + 1, bool)
+        start, end = _EPOCH.date() + timedelta(first), _EPOCH.date() + timedelta(last)
+        year, month = start.year, start.month
+        while (year, month) <= (end.year, end.month):
+            key = (year, month)
+            days = self._memo.get(key)
+            if days is None:
+                days = self._memo[key] = self._days_of_month(year, month)
+            offset = (date(year, month, 1) - start).days - 1
+            for d in days:
+                if 0 <= offset + d < len(fires):
+                    fires[offset + d] = True
+            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        return fires
+
+    def _days_of_month(self, year: int, month: int) -> tuple[int, ...]:
+        c = self._compiled
+        assert c is not None
+        if year not in c.years or month not in c.months:
+            return ()
+        days = []
+        day = c.days.first_day(year, month, 1)
+        while day is not None:
+            days.append(day)
+            day = c.days.first_day(year, month, day + 1)
+        return tuple(days)
 
 
 def parse_cron(expression: str) -> Schedule:

@@ -5,8 +5,10 @@ Every expected fire time below was worked out by hand from a calendar.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import random
+from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 
 from extractor import schedule
@@ -514,6 +516,57 @@ def test_interval_s(expression: str, interval_s: int | None) -> None:
 def test_next_fire(expression: str, after: datetime, expected: datetime | None) -> None:
     assert parse_cron(expression).next_fire(after) == expected
     assert next_fire(expression, after=after) == expected
+    fires, found = parse_cron(expression).next_fires(np.array([_micros(after)]))
+    assert (_EPOCH + timedelta(microseconds=int(fires[0])) if found[0] else None) == expected
+
+
+_EPOCH = datetime(1970, 1, 1)
+
+
+def _micros(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "0 1/1 * * * ? *",
+        "0 0/30 9-17 ? * MON-FRI",
+        "0 0 8 ? * MON-FRI *",
+        "15,45 10 6,18 * * ?",
+        "0 0 0 1 * ?",
+        "0 0 12 L * ?",
+        "0 0 12 L-3W * ?",
+        "0 0 12 15W * ?",
+        "0 0 12 31 * ?",
+        "0 0 12 ? * 6L",
+        "0 0 12 ? * 2#5",
+        "0 0 0 29 2 ? *",
+        "0 0 0 1 1 ? 2024,2031",
+        "0 0 0 ? * SUN 2099",
+        "*/20 * 23 * * ?",
+    ],
+)
+def test_next_fires_agrees_with_next_fire(expression: str) -> None:
+    schedule = parse_cron(expression)
+    rng = random.Random(expression)
+    # Clusters of nearby times (a batch's triggers) and scattered ones from 1900 to 2099.
+    moments = []
+    for _ in range(40):
+        centre = datetime(rng.randint(1900, 2099), rng.randint(1, 12), rng.randint(1, 28))
+        moments += [centre + timedelta(seconds=rng.randint(-5 * 86_400, 40 * 86_400))]
+        moments += [centre + timedelta(seconds=rng.randint(0, 59), microseconds=500)]
+        moments += [centre + timedelta(seconds=rng.choice((-1, 0, 1)))]
+    for chunk in (moments, moments[:30], [m for m in moments if m.year == 2024]):
+        fires, found = schedule.next_fires(np.array([_micros(m) for m in chunk], np.int64))
+        for moment, fire, ok in zip(chunk, fires.tolist(), found.tolist(), strict=True):
+            expected = schedule.next_fire(moment)
+            assert (_EPOCH + timedelta(microseconds=fire) if ok else None) == expected, moment
+
+
+def test_next_fires_of_an_invalid_schedule_finds_none() -> None:
+    _, found = parse_cron("0 0 0 * * * *").next_fires(np.array([0, 1], np.int64))
+    assert not found.any()
 
 
 def test_next_fire_keeps_the_time_zone_of_after() -> None:
