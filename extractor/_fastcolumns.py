@@ -74,13 +74,14 @@ INSTANCE_FIELDS: tuple[tuple[str, pa.DataType], ...] = (
     ("parameters_json", _S),
     ("position", _I),
     ("tasks", _I),
-    ("edges", _I),
+    ("edge_set", _I),
     ("flows", _I),
     ("parameters", _I),
 )
 """The tuple :meth:`Batch.instances` holds per instance: columns as the API gives them
 (timestamps as text), the schedule's number in :attr:`Batch.schedules`, the record's
-position, and how many rows of each child table the instance has."""
+position, how many rows of each child table the instance has, except for relations:
+the number of its edge set (:meth:`Batch.edge_set`), -1 for none."""
 
 _TASK_FIELDS = (
     ("task_inst_id", _S),
@@ -92,7 +93,7 @@ _TASK_FIELDS = (
     ("task_status", _S),
 )
 """The fields of :class:`extractor._shapes.Task`, in order."""
-_CHUNKED = {**dict(_TASK_FIELDS), "from_node_id": _S, "to_node_id": _S}
+_CHUNKED = dict(_TASK_FIELDS)
 """The columns typed a chunk at a time."""
 _TASK_COUNT = [name for name, _ in INSTANCE_FIELDS].index("tasks")
 _WALL_CLOCK = ("trigger_time", "start_time", "end_time", "record_time")
@@ -111,6 +112,8 @@ class Batch:
     def __init__(self) -> None:
         self.instances: list[tuple[Any, ...]] = []
         self.tasks: list[tuple[Any, ...]] = []
+        self.text_task_ids = False
+        self.edge_sets: list[tuple[int, int]] = []
         self.froms: list[str] = []
         self.tos: list[str] = []
         self.dependencies: list[tuple[Any, ...]] = []
@@ -129,25 +132,28 @@ class Batch:
             self.schedules.append(schedule)
         return code
 
+    def edge_set(self, froms: Sequence[str], tos: Sequence[str]) -> int:
+        """Keep a set of relation edges; return its number. Instances of a flow often
+        share one, and each instance's rows are then taken from it."""
+        self.edge_sets.append((len(self.froms), len(froms)))
+        self.froms += froms
+        self.tos += tos
+        return len(self.edge_sets) - 1
+
     def flush(self) -> None:
-        """Type the task and relation rows of the instances added since last time."""
+        """Type the task rows of the instances added since last time."""
         if self.typed == len(self.instances):
             return
         chunks = self._chunks
         if self.tasks:
             columns = list(zip(*self.tasks, strict=True))
-            if len(set(columns[0])) != len(columns[0]):
-                self._refuse_repeated(columns[0])
             for (name, arrow), values in zip(_TASK_FIELDS, columns, strict=True):
                 if name == "task_id":
                     chunks[name].append(self._task_ids(values))
                 else:
                     chunks[name].append(pa.array(values, arrow))
             self.tasks.clear()
-        chunks["from_node_id"].append(pa.array(self.froms, _S))
-        chunks["to_node_id"].append(pa.array(self.tos, _S))
-        self.froms.clear()
-        self.tos.clear()
+            self.text_task_ids = False
         self.typed = len(self.instances)
 
     def _owners(self) -> np.ndarray:
@@ -156,20 +162,13 @@ class Batch:
         counts = [instance[_TASK_COUNT] for instance in chunk]
         return np.repeat(np.arange(self.typed, len(self.instances)), counts)
 
-    def _refuse_repeated(self, task_inst_ids: tuple[str, ...]) -> None:
-        """Refuse the instances that repeat a task (the reference quarantines it)."""
-        seen: set[tuple[int, str]] = set()
-        for owner, task_inst_id in zip(self._owners(), task_inst_ids, strict=True):
-            if (owner, task_inst_id) in seen:
-                self.refused.append(int(owner))
-            seen.add((owner, task_inst_id))
-
     def _task_ids(self, values: tuple[Any, ...]) -> pa.Array:
         """Task IDs as integers; refuses the instances with one that is not."""
-        try:
-            return pa.array(values, _I)
-        except pa.ArrowInvalid:  # the documented string IDs
-            pass
+        if not self.text_task_ids:
+            try:
+                return pa.array(values, _I)
+            except pa.ArrowInvalid:  # a string ID after an integer one
+                pass
         try:
             return pa.array([int(v.strip()) if type(v) is str else v for v in values], _I)
         except (ValueError, OverflowError):  # not a number, or too big: the reference decides
@@ -185,7 +184,7 @@ class Batch:
         return pa.array(ids, _I)
 
     def columns(self) -> dict[str, pa.Array]:
-        """Every column, whole."""
+        """Every column, whole, but for the relations (:meth:`relations`)."""
         self.flush()
         columns = {
             name: pa.concat_arrays(chunks) if chunks else pa.array([], _CHUNKED[name])
@@ -196,6 +195,26 @@ class Batch:
             columns[name] = pa.array(column, arrow)
         return columns
 
+    def relations(self, edge_set: np.ndarray) -> tuple[np.ndarray, pa.Array, pa.Array]:
+        """Return the number of edges of each instance (given the number of its edge set,
+        -1 for none), and the from and to nodes of all their edges in instance order."""
+        sets = np.array([(0, 0), *self.edge_sets], np.int64).reshape(-1, 2)
+        start, count = sets[edge_set + 1, 0], sets[edge_set + 1, 1]
+        rows = np.repeat(start - (np.cumsum(count) - count), count)
+        rows += np.arange(len(rows))
+        take = pa.array(rows)
+        return count, pa.array(self.froms, _S).take(take), pa.array(self.tos, _S).take(take)
+
+    def refuse_repeated_tasks(self, task_inst_id: pa.Array, owners: np.ndarray) -> None:
+        """Refuse the instances that repeat a task (the reference quarantines it)."""
+        if len(pc.unique(task_inst_id)) == len(task_inst_id):
+            return
+        seen: set[tuple[int, str]] = set()
+        for owner, task in zip(owners.tolist(), task_inst_id.to_pylist(), strict=True):
+            if (owner, task) in seen:
+                self.refused.append(owner)
+            seen.add((owner, task))
+
 
 def finish(
     batch: Batch, shift: Shift, extracted_at: datetime | Sequence[datetime]
@@ -203,6 +222,17 @@ def finish(
     """Return the tables, the record position of each row, and the records refused."""
     col = batch.columns().__getitem__
     n = len(batch.instances)
+    edge_count, from_node_id, to_node_id = batch.relations(col("edge_set").to_numpy())
+    owners = {
+        name: np.repeat(np.arange(n), count)
+        for name, count in (
+            (TASKS.name, col("tasks").to_numpy()),
+            (RELATIONS.name, edge_count),
+            (DEPENDENCIES.name, col("flows").to_numpy()),
+            (PARAMETERS.name, col("parameters").to_numpy()),
+        )
+    }
+    batch.refuse_repeated_tasks(col("task_inst_id"), owners[TASKS.name])
     positions = col("position").to_numpy()
     refused = np.zeros(n, bool)
     refused[batch.refused] = True
@@ -217,15 +247,6 @@ def finish(
     refused |= beyond
     utc = {name: shift(times) for name, times in local.items()}
 
-    owners = {
-        name: np.repeat(np.arange(n), col(count).to_numpy())
-        for name, count in (
-            (TASKS.name, "tasks"),
-            (RELATIONS.name, "edges"),
-            (DEPENDENCIES.name, "flows"),
-            (PARAMETERS.name, "parameters"),
-        )
-    }
     owners[INSTANCES.name] = np.arange(n)
     owners[QUARANTINE.name] = np.zeros(0, np.int64)
     task_status = col("task_status")
@@ -267,8 +288,8 @@ def finish(
     }
     relations = {
         "instance_id": instance_id.take(owners[RELATIONS.name]),
-        "from_node_id": col("from_node_id"),
-        "to_node_id": col("to_node_id"),
+        "from_node_id": from_node_id,
+        "to_node_id": to_node_id,
     }
     tables = {
         INSTANCES.name: _table(INSTANCES, instances),

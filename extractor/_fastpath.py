@@ -94,7 +94,7 @@ class _Adder:
         self.batch = Batch()
         self.params: dict[str, tuple[str | None, ParamRows]] = {}
         self.dates: dict[str, Any] = {}
-        self.edges: dict[bytes, tuple[tuple[str, ...], tuple[str, ...]] | None] = {}
+        self.edges: dict[bytes, int | None] = {}
 
     def add(self, raw: Any, position: int, expected_id: str | None) -> None:
         """Add one record's rows, or raise having added nothing."""
@@ -173,8 +173,7 @@ class _Adder:
 
         task_count: int | None = None
         tasks: Any = ()
-        froms: Sequence[str] = ()
-        tos: Sequence[str] = ()
+        edges = -1
         flows: list[tuple[Any, ...]] = []
         if graph is not None:
             tasks = graph.tasks or ()
@@ -184,18 +183,18 @@ class _Adder:
                 text = bytes(relations)
                 edges = self.edges.get(text, _UNSEEN)
                 if edges is _UNSEEN:
-                    edges = self.edges[text] = _edges(relations)
+                    edges = self.edges[text] = _edge_set(batch, relations)
                 if edges is None:
                     raise ShapeError
-                froms, tos = edges
             elif relations:
                 froms, tos = edges_of(relations)
+                edges = batch.edge_set(froms, tos)
             if graph.flows:
                 flows = [_dependency(f) for f in _listed(graph.flows)]
                 if len({f[0] for f in flows}) != len(flows):
                     raise ShapeError  # a duplicate node, which the reference quarantines
 
-        # Nothing is stored above this line, and nothing below can fail.
+        # No row is stored above this line (edge sets are shared), and nothing below can fail.
         batch.instances.append(
             (
                 instance_id,
@@ -226,16 +225,15 @@ class _Adder:
                 params_json,
                 position,
                 len(tasks),
-                len(froms),
+                edges,
                 len(flows),
                 len(params),
             )
         )
         if tasks:
             batch.tasks += map(astuple, tasks)
-        if froms:
-            batch.froms += froms
-            batch.tos += tos
+            if type(tasks[0].task_id) is str:
+                batch.text_task_ids = True
         if flows:
             batch.dependencies += flows
         if params:
@@ -262,14 +260,14 @@ def _parameters(raw: Any) -> tuple[str | None, ParamRows]:
     return canonical_json(params), tuple(rows)
 
 
-def _edges(relations: Raw) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
-    """The edges of a relations text, as tuples (which the garbage collector then skips),
-    or None if the reference would quarantine one."""
+def _edge_set(batch: Batch, relations: Raw) -> int | None:
+    """Number the edges of a relations text in the batch, or return None if the
+    reference would quarantine one."""
     try:
         froms, tos = edges_of(relations)
     except (ShapeError, msgspec.MsgspecError):
         return None
-    return tuple(froms), tuple(tos)
+    return batch.edge_set(froms, tos)
 
 
 _UNSEEN: Any = object()

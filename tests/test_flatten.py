@@ -506,6 +506,12 @@ _BAD_GRAPHS: dict[str, Any] = {
     ),
     "relation-repeated": lambda g: g.update(relations=[["a", "b"], ["a", "b"], ["b", "c"]]),
     "relation-integer-node": lambda g: g.update(relations=[{"source": 1, "target": "b"}]),
+    "relation-extra-key": lambda g: g.update(relations=[{"source": "a", "target": "b", "w": 1}]),
+    "relation-empty-node": lambda g: g.update(relations=[{"from": "a", "to": ""}]),
+    "relation-pair-of-three": lambda g: g.update(relations=[["a", "b"], ["b", "c", "d"]]),
+    "relation-pre-node-then-pair": lambda g: g.update(
+        relations=[{"preNodeId": "a", "nodeId": "b"}, ["b", "c"]]
+    ),
     "flow-as-object": lambda g: g.update(flows=load("seed_flow_graph.json")),
     "flows-repeated-node": lambda g: g.update(flows=[load("seed_flow_graph.json")] * 2),
     "graph-parameters-only": lambda g: g.update(parameters='[{"key": "k", "value": [1]}]'),
