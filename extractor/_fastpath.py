@@ -173,7 +173,7 @@ class _Adder:
 
         task_count: int | None = None
         tasks: Any = ()
-        edges = -1
+        edges: int | None = -1
         flows: list[tuple[Any, ...]] = []
         if graph is not None:
             tasks = graph.tasks or ()
