@@ -183,6 +183,47 @@ def graph_of(raw: Any) -> Graph | GraphText | None:
     return cast(Graph | GraphText | None, graph)
 
 
+class _SourceTarget(Struct, forbid_unknown_fields=True, gc=False):
+    a: NonEmpty = field(name="source")
+    b: NonEmpty = field(name="target")
+
+
+class _FromTo(Struct, forbid_unknown_fields=True, gc=False):
+    a: NonEmpty = field(name="from")
+    b: NonEmpty = field(name="to")
+
+
+class _PreNode(Struct, forbid_unknown_fields=True, gc=False):
+    a: NonEmpty = field(name="preNodeId")
+    b: NonEmpty = field(name="nodeId")
+
+
+# A relations text in one spelling throughout, with no other key, reads as the
+# reference reads it; these decode such texts in a third less time than the general
+# shape. A text that starts like one but is not one fails and takes the general way.
+_ONE_SPELLING = (
+    (b'[{"source":', msgspec.json.Decoder(list[_SourceTarget])),
+    (b'[{"from":', msgspec.json.Decoder(list[_FromTo])),
+    (b'[{"preNodeId":', msgspec.json.Decoder(list[_PreNode])),
+)
+_PAIRS = msgspec.json.Decoder(list[tuple[NonEmpty, NonEmpty]])
+
+
+def _one_spelling(text: bytes) -> tuple[list[str], list[str]] | None:
+    """The from and to nodes of a relations text in one known spelling; else None."""
+    try:
+        if text.startswith(b"[["):
+            pairs = _PAIRS.decode(text)
+            return [a for a, _ in pairs], [b for _, b in pairs]
+        for prefix, decoder in _ONE_SPELLING:
+            if text.startswith(prefix):
+                edges = decoder.decode(text)
+                return [e.a for e in edges], [e.b for e in edges]
+    except msgspec.ValidationError:
+        pass
+    return None
+
+
 def edges_of(relations: Any) -> tuple[list[str], list[str]]:
     """Return the from and to nodes of ``graph.relations`` (decoded, or its text), as the
     reference reads them: the same edge twice is one. Raise :class:`ShapeError` if the
@@ -191,11 +232,17 @@ def edges_of(relations: Any) -> tuple[list[str], list[str]]:
     >>> edges_of(msgspec.Raw(b'[{"from": "t_1", "to": "t_2"}, ["t_1", "t_2"]]'))
     (['t_1'], ['t_2'])
     """
+    spelled = None
     if type(relations) is msgspec.Raw:
-        relations = _RELATIONS.decode(relations) if relations else None
-    if not relations:
+        spelled = _one_spelling(bytes(relations))
+        if spelled is None:
+            relations = _RELATIONS.decode(relations) if relations else None
+    if spelled is not None:
+        froms, tos = spelled
+    elif not relations:
         return [], []
-    froms, tos = _spelled(relations)
+    else:
+        froms, tos = _spelled(relations)
     if len(froms) > 1 and len(set(zip(froms, tos, strict=True))) != len(froms):
         edges = dict.fromkeys(zip(froms, tos, strict=True))
         froms, tos = [a for a, _ in edges], [b for _, b in edges]
