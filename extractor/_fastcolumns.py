@@ -93,8 +93,8 @@ _TASK_FIELDS = (
     ("task_status", _S),
 )
 """The fields of :class:`extractor._shapes.Task`, in order."""
-_CHUNKED = dict(_TASK_FIELDS)
-"""The columns typed a chunk at a time."""
+_CHUNKED = {**dict(_TASK_FIELDS), "froms": _S, "tos": _S}
+"""The columns typed a chunk at a time: tasks, and the edges of new edge sets."""
 _TASK_COUNT = [name for name, _ in INSTANCE_FIELDS].index("tasks")
 _WALL_CLOCK = ("trigger_time", "start_time", "end_time", "record_time")
 _AS_GIVEN = [n for n, _ in INSTANCE_FIELDS if n in INSTANCES.column_names and n not in _WALL_CLOCK]
@@ -106,8 +106,8 @@ _LIMIT_US = (datetime(MAX_YEAR + 1, 1, 1) - _EPOCH) // _MICROSECOND
 
 
 class Batch:
-    """Columns of the instances kept so far: a tuple per instance, and the task and
-    relation rows of the instances added since the last :meth:`flush`."""
+    """Columns of the instances kept so far: a tuple per instance, and the task rows and
+    new edges (typed a chunk at a time, at each :meth:`flush`)."""
 
     def __init__(self) -> None:
         self.instances: list[tuple[Any, ...]] = []
@@ -121,6 +121,7 @@ class Batch:
         self.schedules: list[Schedule | None] = []
         self.schedule_codes: dict[str | None, int] = {}
         self.typed = 0
+        self.typed_edges = 0
         self.refused: list[int] = []
         self._chunks: dict[str, list[pa.Array]] = {name: [] for name in _CHUNKED}
 
@@ -141,7 +142,7 @@ class Batch:
         return len(self.edge_sets) - 1
 
     def flush(self) -> None:
-        """Type the task rows of the instances added since last time."""
+        """Type the rows of the instances added since last time."""
         if self.typed == len(self.instances):
             return
         chunks = self._chunks
@@ -154,6 +155,10 @@ class Batch:
                     chunks[name].append(pa.array(values, arrow))
             self.tasks.clear()
             self.text_task_ids = False
+        if self.typed_edges < len(self.froms):
+            chunks["froms"].append(pa.array(self.froms[self.typed_edges :], _S))
+            chunks["tos"].append(pa.array(self.tos[self.typed_edges :], _S))
+            self.typed_edges = len(self.froms)
         self.typed = len(self.instances)
 
     def _owners(self) -> np.ndarray:
@@ -184,7 +189,7 @@ class Batch:
         return pa.array(ids, _I)
 
     def columns(self) -> dict[str, pa.Array]:
-        """Every column, whole, but for the relations (:meth:`relations`)."""
+        """Every column, whole; the relations' are :meth:`relations`."""
         self.flush()
         columns = {
             name: pa.concat_arrays(chunks) if chunks else pa.array([], _CHUNKED[name])
@@ -195,7 +200,9 @@ class Batch:
             columns[name] = pa.array(column, arrow)
         return columns
 
-    def relations(self, edge_set: np.ndarray) -> tuple[np.ndarray, pa.Array, pa.Array]:
+    def relations(
+        self, columns: dict[str, pa.Array], edge_set: np.ndarray
+    ) -> tuple[np.ndarray, pa.Array, pa.Array]:
         """Return the number of edges of each instance (given the number of its edge set,
         -1 for none), and the from and to nodes of all their edges in instance order."""
         sets = np.array([(0, 0), *self.edge_sets], np.int64).reshape(-1, 2)
@@ -203,7 +210,7 @@ class Batch:
         rows = np.repeat(start - (np.cumsum(count) - count), count)
         rows += np.arange(len(rows))
         take = pa.array(rows)
-        return count, pa.array(self.froms, _S).take(take), pa.array(self.tos, _S).take(take)
+        return count, columns["froms"].take(take), columns["tos"].take(take)
 
     def refuse_repeated_tasks(self, task_inst_id: pa.Array, owners: np.ndarray) -> None:
         """Refuse the instances that repeat a task (the reference quarantines it)."""
@@ -220,9 +227,10 @@ def finish(
     batch: Batch, shift: Shift, extracted_at: datetime | Sequence[datetime]
 ) -> tuple[dict[str, pa.Table], dict[str, np.ndarray], list[int]]:
     """Return the tables, the record position of each row, and the records refused."""
-    col = batch.columns().__getitem__
+    columns = batch.columns()
+    col = columns.__getitem__
     n = len(batch.instances)
-    edge_count, from_node_id, to_node_id = batch.relations(col("edge_set").to_numpy())
+    edge_count, from_node_id, to_node_id = batch.relations(columns, col("edge_set").to_numpy())
     owners = {
         name: np.repeat(np.arange(n), count)
         for name, count in (
