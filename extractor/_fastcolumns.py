@@ -153,6 +153,8 @@ class Batch:
                     chunks[name].append(self._task_ids(values))
                 else:
                     chunks[name].append(pa.array(values, arrow))
+            if len(set(columns[0])) != len(columns[0]):
+                self._refuse_repeated(columns[0])
             self.tasks.clear()
             self.text_task_ids = False
         if self.typed_edges < len(self.froms):
@@ -212,15 +214,13 @@ class Batch:
         take = pa.array(rows)
         return count, columns["froms"].take(take), columns["tos"].take(take)
 
-    def refuse_repeated_tasks(self, task_inst_id: pa.Array, owners: np.ndarray) -> None:
-        """Refuse the instances that repeat a task (the reference quarantines it)."""
-        if len(pc.unique(task_inst_id)) == len(task_inst_id):
-            return
+    def _refuse_repeated(self, task_inst_ids: tuple[str, ...]) -> None:
+        """Refuse the instances that repeat a task (the reference quarantines them)."""
         seen: set[tuple[int, str]] = set()
-        for owner, task in zip(owners.tolist(), task_inst_id.to_pylist(), strict=True):
-            if (owner, task) in seen:
-                self.refused.append(owner)
-            seen.add((owner, task))
+        for owner, task_inst_id in zip(self._owners(), task_inst_ids, strict=True):
+            if (owner, task_inst_id) in seen:
+                self.refused.append(int(owner))
+            seen.add((owner, task_inst_id))
 
 
 def finish(
@@ -240,7 +240,6 @@ def finish(
             (PARAMETERS.name, col("parameters").to_numpy()),
         )
     }
-    batch.refuse_repeated_tasks(col("task_inst_id"), owners[TASKS.name])
     positions = col("position").to_numpy()
     refused = np.zeros(n, bool)
     refused[batch.refused] = True

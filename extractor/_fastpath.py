@@ -92,7 +92,7 @@ class _Adder:
 
     def __init__(self) -> None:
         self.batch = Batch()
-        self.params: dict[str, tuple[str | None, ParamRows]] = {}
+        self.params: dict[str | bytes, tuple[str | None, ParamRows]] = {}
         self.dates: dict[str, Any] = {}
         self.edges: dict[bytes, int | None] = {}
 
@@ -109,11 +109,12 @@ class _Adder:
         g = NO_GRAPH if graph is None else graph
 
         v = g.parameters if r.parameters is UNSET else r.parameters
-        found = self.params.get(v) if type(v) is str else None
+        key = v if type(v) is str else _decoded_key(v)
+        found = self.params.get(key) if key is not None else None
         if found is None:
             found = _parameters(v)
-            if type(v) is str:
-                self.params[v] = found
+            if key is not None:
+                self.params[key] = found
         params_json, params = found
         v = r.cal_dt
         cal_dt = self.dates.get(v) if type(v) is str else None
@@ -240,6 +241,21 @@ class _Adder:
             batch.parameters += params
         if len(batch.instances) - batch.typed == CHUNK:
             batch.flush()
+
+
+_ENCODER = msgspec.json.Encoder()
+
+
+def _decoded_key(value: Any) -> bytes | None:
+    """A key for ``parameters`` the client already decoded: its JSON text, when that
+    text reads back as an equal value (not so for NaN, or a dict with a number key)."""
+    if type(value) is not list:
+        return None
+    try:
+        key = _ENCODER.encode(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return key if msgspec.json.decode(key) == value else None
 
 
 def _parameters(raw: Any) -> tuple[str | None, ParamRows]:

@@ -543,6 +543,26 @@ def test_a_batch_mixing_good_and_odd_records_gives_the_reference_result(name: st
     assert not set(fast.fast.refused) & set(range(20))  # the good records stayed fast
 
 
+def test_decoded_parameters_that_print_alike_are_not_confused() -> None:
+    # The fast path remembers decoded parameter lists by their JSON text; these pairs
+    # share a text but not a value, so each must be read on its own.
+    lists: list[Any] = [
+        [{"key": "k", "value": "1"}],
+        [{"key": "k", "value": 1}],
+        [{"key": "k", "value": 1.0}],
+        [{"key": "k", "value": True}],
+        [{"key": "k", "value": None}],
+        [{"key": "k", "value": float("nan")}],
+        [{"key": "k", "value": {"1": "x"}}],
+        [{"key": "k", "value": {1: "x"}}],
+        [{"key": "k", "1": "x"}],
+        [{"key": "k", 1: "x"}],
+    ]
+    records = [dict(_base(), instanceId=f"1-{i}", parameters=p) for i, p in enumerate(lists * 2)]
+    fast, reference = _both_paths(records)
+    _assert_same(fast, reference)
+
+
 def test_fast_path_refuses_what_it_does_not_know() -> None:
     odd = [_bad(name) for name in ("unknown-field", "duplicate-task", "impossible-timestamp")]
     fast, _ = _both_paths([_base(), *odd])
