@@ -187,6 +187,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     views.add_argument("--sqlite", metavar="PATH", help="SQLite database file")
     views.add_argument("--db", metavar="URL", help="PostgreSQL URL")
+    views.add_argument(
+        "--schema", dest="db_schema", metavar="NAME", help="schema of the tables and views"
+    )
+    views.add_argument(
+        "--table-prefix", default="", metavar="PREFIX", help="prefix of the tables and views"
+    )
     views.set_defaults(func=_cmd_views)
 
     demo = sub.add_parser(
@@ -483,7 +489,7 @@ def _cmd_views(args: argparse.Namespace) -> int:
         raise ConfigError("name one database: --sqlite PATH or --db URL")
     engine = connect(f"sqlite:///{args.sqlite}" if args.sqlite else args.db)
     try:
-        for name in create_views(engine):
+        for name in create_views(engine, schema=args.db_schema, table_prefix=args.table_prefix):
             print(name)
     finally:
         engine.dispose()

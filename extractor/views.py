@@ -1,8 +1,9 @@
 """BI-ready views over the declared tables, for SQLite and PostgreSQL.
 
 The SQL lives in ``extractor/sql/views_<dialect>.sql``, shipped with the package; the
-repository's ``sql/`` directory links to the same files for readers. The views read the
-tables under their default names, without a prefix or schema.
+repository's ``sql/`` directory links to the same files for readers. The files name the
+tables and views without a prefix or schema; for tables loaded with ``table_prefix`` or
+``schema``, every table and view name is rewritten to carry them too.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from sqlalchemy.engine import Engine
 
 from extractor.errors import ConfigError, LoadError
 from extractor.loaders._driver_errors import translated
+from extractor.loaders.ddl import check_identifier, check_schema_support
 from extractor.schema import DEPENDENCIES, INSTANCES, TASKS
 
 __all__ = ["VIEW_DIALECTS", "create_views", "view_sql"]
@@ -26,45 +28,77 @@ _TABLES_READ = (INSTANCES.name, TASKS.name, DEPENDENCIES.name)
 _VIEW_NAME = re.compile(r"^CREATE (?:OR REPLACE )?VIEW (\w+) AS", re.MULTILINE)
 
 
-def view_sql(dialect: str) -> str:
-    """Return the text of the views file for a SQLAlchemy dialect name.
+def view_sql(dialect: str, *, schema: str | None = None, table_prefix: str = "") -> str:
+    """Return the text of the views file for a SQLAlchemy dialect name, for tables named
+    with ``table_prefix`` in ``schema``; the views get the same prefix and schema.
 
     Raises:
-        ConfigError: There are no views for that dialect.
+        ConfigError: There are no views for that dialect, or the schema or prefix is
+            not a plain identifier.
 
     >>> view_sql("sqlite").splitlines()[0]
     "-- BI views over the extractor's tables, SQLite dialect (3.25 or later: window functions)."
+    >>> [line for line in view_sql("postgresql", schema="bi", table_prefix="enos_").splitlines()
+    ...  if "AS i ON" in line][0].strip()
+    'JOIN "bi"."enos_flow_instances" AS i ON i.instance_id = t.instance_id'
     """
     if dialect not in VIEW_DIALECTS:
         raise ConfigError(
             f"no views for SQL dialect {dialect!r}; available: {', '.join(VIEW_DIALECTS)}"
         )
-    return files("extractor").joinpath("sql", f"views_{dialect}.sql").read_text(encoding="utf-8")
+    path = files("extractor").joinpath("sql", f"views_{dialect}.sql")
+    text = path.read_text(encoding="utf-8")
+    if schema is None and not table_prefix:
+        return text
+    if schema is not None:
+        check_identifier(schema, "schema")
+    if table_prefix:
+        check_identifier(table_prefix, "table_prefix")
+    names = re.compile(rf"\b({'|'.join((*_TABLES_READ, *_VIEW_NAME.findall(text)))})\b")
+    within = f'"{schema}".' if schema is not None else ""
+
+    def qualified(match: re.Match[str]) -> str:
+        return f'{within}"{table_prefix}{match.group(1)}"'
+
+    return "".join(
+        line if line.lstrip().startswith("--") else names.sub(qualified, line)
+        for line in text.splitlines(keepends=True)
+    )
 
 
-def create_views(engine: Engine) -> list[str]:
+def create_views(engine: Engine, *, schema: str | None = None, table_prefix: str = "") -> list[str]:
     """Create or replace every view on ``engine``'s database; return their names in order.
 
-    The tables must exist already: load once, or run :func:`extractor.loaders.create_ddl`'s
-    statements first. They are checked up front because SQLite would accept a view over a
-    missing table and fail only when the view is read.
+    The views read the tables named with ``table_prefix`` in ``schema`` (as given to
+    :func:`extractor.write_sql`) and are created beside them, with the same prefix. The
+    tables must exist already: load once, or run :func:`extractor.loaders.create_ddl`'s
+    statements first. They are checked up front because SQLite would accept a view over
+    a missing table and fail only when the view is read.
 
     Raises:
-        ConfigError: There are no views for the engine's dialect.
+        ConfigError: There are no views for the engine's dialect, a schema was given on
+            SQLite, or the schema or prefix is not a plain identifier.
         LoadError: A table the views read is missing, or the database rejected a statement.
     """
-    statements = _split_statements(view_sql(engine.dialect.name))
-    names: list[str] = []
+    check_schema_support(engine.dialect, schema)
+    dialect = engine.dialect.name
+    statements = _split_statements(view_sql(dialect, schema=schema, table_prefix=table_prefix))
+    names = [table_prefix + name for name in _VIEW_NAME.findall(view_sql(dialect))]
     with translated("creating the views"), engine.begin() as conn:
         inspector = sa.inspect(conn)
-        missing = [t for t in _TABLES_READ if not inspector.has_table(t)]
+        missing = [
+            table_prefix + t
+            for t in _TABLES_READ
+            if not inspector.has_table(table_prefix + t, schema=schema)
+        ]
         if missing:
+            within = f" in schema {schema}" if schema is not None else ""
             raise LoadError(
-                f"cannot create the views: missing tables {', '.join(missing)}; load flows first"
+                f"cannot create the views: missing tables {', '.join(missing)}{within}; "
+                "load flows first"
             )
         for statement in statements:
             conn.exec_driver_sql(statement)
-            names.extend(_VIEW_NAME.findall(statement))
     return names
 
 

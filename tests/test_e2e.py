@@ -124,6 +124,21 @@ def test_views_over_an_extract(
     assert runs == 40
 
 
+def test_views_over_prefixed_tables(
+    tmp_path: Path, env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "w.sqlite"
+    load = ["extract", "--ids", *some_ids(30), "--sqlite", str(db), "--quiet"]
+    assert main([*load, "--table-prefix", "enos_"]) == 0
+    assert main(["views", "--sqlite", str(db), "--table-prefix", "enos_"]) == 0
+    assert "enos_v_flow_daily_success" in capsys.readouterr().out
+    with sqlite3.connect(db) as conn:
+        runs = conn.execute("SELECT SUM(runs) FROM enos_v_flow_daily_success").fetchone()[0]
+    assert runs == 30
+    assert main(["views", "--sqlite", str(db), "--schema", "bi"]) == 2
+    assert "SQLite has no schemas" in capsys.readouterr().err
+
+
 def test_rerun_replaces_rows_without_duplicates(tmp_path: Path, env: dict[str, str]) -> None:
     path = ids_file(tmp_path, some_ids(80))
     db = tmp_path / "w.sqlite"

@@ -420,6 +420,59 @@ def test_creating_views_without_the_tables_fails(database_engine: sa.Engine):
         create_views(database_engine)
 
 
+def test_views_over_prefixed_tables_read_those_tables(database_engine: sa.Engine):
+    # Default-named tables hold nothing, so any name the rewrite missed would show up as
+    # an empty or different view.
+    write_sql(make_frames({}), database_engine)
+    write_sql(flows(), database_engine, table_prefix="enos_")
+    create_views(database_engine)
+
+    assert create_views(database_engine, table_prefix="enos_") == [f"enos_{v}" for v in VIEWS]
+
+    reference = sa.create_engine("sqlite://")
+    write_sql(flows(), reference)
+    create_views(reference)
+    for view, order in ORDERED.items():
+        got = query(database_engine, f"SELECT * FROM enos_{view} ORDER BY {order}")
+        assert got, view
+        if view != "v_flow_run_status":  # seconds_overdue follows each database's clock
+            assert got == query(reference, f"SELECT * FROM {view} ORDER BY {order}"), view
+        assert query(database_engine, f"SELECT * FROM {view}") == [], view
+
+
+@pytest.mark.postgres
+def test_views_live_in_the_schema_of_their_tables(postgresql_engine: sa.Engine):
+    write_sql(flows(), postgresql_engine, schema="Warehouse", table_prefix="enos_")
+
+    names = create_views(postgresql_engine, schema="Warehouse", table_prefix="enos_")
+
+    assert names == [f"enos_{v}" for v in VIEWS]
+    assert set(sa.inspect(postgresql_engine).get_view_names(schema="Warehouse")) == set(names)
+    rows = query(postgresql_engine, 'SELECT * FROM "Warehouse".enos_v_flow_timing ORDER BY 1')
+    assert [r["flow_id"] for r in rows] == [100, 200, 300, 400]
+
+
+def test_views_need_their_own_prefixed_tables(database_engine: sa.Engine):
+    write_sql(flows(), database_engine)
+
+    with pytest.raises(LoadError, match="missing tables enos_flow_instances, enos_task"):
+        create_views(database_engine, table_prefix="enos_")
+
+
+@pytest.mark.parametrize(
+    ("schema", "prefix", "error"),
+    [
+        ("bi", "", "SQLite has no schemas"),
+        (None, "enos-", "table_prefix must match"),
+    ],
+)
+def test_view_options_are_checked(
+    sqlite_engine: sa.Engine, schema: str | None, prefix: str, error: str
+):
+    with pytest.raises(ConfigError, match=error):
+        create_views(sqlite_engine, schema=schema, table_prefix=prefix)
+
+
 def random_flows(seed: int) -> FlowFrames:
     """Many runs with arbitrary doubles, ties and gaps, for comparing the dialects."""
     rng = random.Random(seed)
