@@ -32,7 +32,9 @@ class SqlDestination:
         self.schema = schema
         self.table_prefix = table_prefix
         self.label = self.engine.url.render_as_string(hide_password=True)
-        self.state: StateStore | None = StateStore(self.engine, schema=schema)
+        self.state: StateStore | None = StateStore(
+            self.engine, schema=schema, table_prefix=table_prefix
+        )
 
     def write(self, frames: FlowFrames) -> None:
         write_sql(

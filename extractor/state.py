@@ -1,8 +1,10 @@
 """Run state kept in the destination: checkpoints for resume and watermarks for sync.
 
-A SQL destination keeps its state in its own database; a Parquet destination in a
-SQLite file beside its datasets. Data is written (idempotently) before its checkpoint,
-so a crash between the two costs a re-fetch of one batch, never a gap or a duplicate.
+A SQL destination keeps its state in its own database, in tables with the same schema
+and prefix as its data (so each set of prefixed tables has its own runs and
+watermarks); a Parquet destination in a SQLite file beside its datasets. Data is
+written (idempotently) before its checkpoint, so a crash between the two costs a
+re-fetch of one batch, never a gap or a duplicate.
 """
 
 from __future__ import annotations
@@ -13,21 +15,24 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from extractor.errors import LoadError
+from extractor.loaders.ddl import check_identifier
 
 _CHUNK = 500
 
 
-def _state_tables(schema: str | None) -> tuple[sa.MetaData, sa.Table, sa.Table, sa.Table]:
+def _state_tables(
+    schema: str | None, prefix: str
+) -> tuple[sa.MetaData, sa.Table, sa.Table, sa.Table]:
     meta = sa.MetaData(schema=schema)
     checkpoints = sa.Table(
-        "extractor_checkpoints",
+        f"{prefix}extractor_checkpoints",
         meta,
         sa.Column("run_key", sa.String(64), primary_key=True),
         sa.Column("instance_id", sa.Text, primary_key=True),
         sa.Column("outcome", sa.String(16), nullable=False),
     )
     runs = sa.Table(
-        "extractor_runs",
+        f"{prefix}extractor_runs",
         meta,
         sa.Column("run_key", sa.String(64), primary_key=True),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
@@ -35,7 +40,7 @@ def _state_tables(schema: str | None) -> tuple[sa.MetaData, sa.Table, sa.Table, 
         sa.Column("description", sa.Text),
     )
     watermarks = sa.Table(
-        "extractor_watermarks",
+        f"{prefix}extractor_watermarks",
         meta,
         sa.Column("name", sa.String(200), primary_key=True),
         sa.Column("value", sa.DateTime(timezone=True), nullable=False),
@@ -46,9 +51,15 @@ def _state_tables(schema: str | None) -> tuple[sa.MetaData, sa.Table, sa.Table, 
 class StateStore:
     """Checkpoints and watermarks in one database (any SQLAlchemy engine)."""
 
-    def __init__(self, engine: sa.Engine, *, schema: str | None = None) -> None:
+    def __init__(
+        self, engine: sa.Engine, *, schema: str | None = None, table_prefix: str = ""
+    ) -> None:
+        if table_prefix:
+            check_identifier(table_prefix, "table_prefix")
         self.engine = engine
-        self._meta, self._checkpoints, self._runs, self._watermarks = _state_tables(schema)
+        self._meta, self._checkpoints, self._runs, self._watermarks = _state_tables(
+            schema, table_prefix
+        )
         try:
             self._meta.create_all(engine)
         except sa.exc.SQLAlchemyError as exc:

@@ -37,8 +37,9 @@ def run_sync(
         ConfigError: no ``since`` and no stored watermark (the first sync needs one).
     """
     stores = [d.state for d in destinations if d.state is not None]
+    mark = watermark_name(types)
     if since is None:
-        marks = [s.watermark(SYNC_WATERMARK) for s in stores]
+        marks = [s.watermark(mark) for s in stores]
         if not marks or any(m is None for m in marks):
             raise ConfigError("no stored watermark yet: give --since for the first sync")
         since = min(m for m in marks if m is not None) - lookback
@@ -52,8 +53,21 @@ def run_sync(
     )
     if report.fatal_error is None:
         for store in stores:
-            store.set_watermark(SYNC_WATERMARK, until)
+            store.set_watermark(mark, until)
     return report
+
+
+def watermark_name(types: Sequence[int]) -> str:
+    """The watermark of syncs over these instance types: one per set of types, since
+    each says how far discovery of those types has got.
+
+    >>> watermark_name(ALL_TYPES), watermark_name([1, 0, 1])
+    ('sync', 'sync:types=0,1')
+    """
+    kinds = sorted(set(types))
+    if kinds == sorted(set(ALL_TYPES)):
+        return SYNC_WATERMARK
+    return f"{SYNC_WATERMARK}:types={','.join(map(str, kinds))}"
 
 
 def _sync_ids(

@@ -509,6 +509,25 @@ def test_first_sync_needs_a_start(
     assert "give --since for the first sync" in capsys.readouterr().err
 
 
+def test_each_table_prefix_and_set_of_types_keeps_its_own_watermark(
+    tmp_path: Path, env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "w.sqlite")
+    window = ["--since", "2026-01-01T00:00:00+08:00", "--until", "2026-01-01T01:00:00+08:00"]
+    synced_a = ["sync", "--sqlite", db, "--quiet", "--table-prefix", "a_"]
+    assert main([*synced_a, *window]) == 0
+    # Another prefix in the same database, or another set of types, has synced nothing
+    # yet: borrowing a_'s watermark would skip what it never loaded.
+    assert main(["sync", "--sqlite", db, "--quiet", "--table-prefix", "b_"]) == 2
+    assert main([*synced_a, "--type", "1"]) == 2
+    assert "give --since for the first sync" in capsys.readouterr().err
+    assert main([*synced_a, "--until", "2026-01-01T02:00:00+08:00"]) == 0
+    with sqlite3.connect(db) as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"a_extractor_watermarks", "a_extractor_runs", "a_flow_instances"} <= tables
+    assert not any(t.startswith("extractor_") for t in tables)
+
+
 def _moving(db: Path) -> list[str]:
     with sqlite3.connect(db) as conn:
         return [
