@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TextIO
 
+from extractor import sources
 from extractor.client import EnOSClient
 from extractor.config import FetchConfig, load_gateway_config, parse_timezone
 from extractor.destinations import ParquetDestination, SqlDestination
@@ -24,7 +23,8 @@ from extractor.pipeline import (
     RunReport,
     run_extract,
 )
-from extractor.progress import Progress
+from extractor.progress import Progress, summarise, write_report
+from extractor.sources import IdSource, parse_time
 from extractor.sync import ALL_TYPES, run_sync
 
 log = logging.getLogger("extractor")
@@ -313,8 +313,8 @@ def _cmd_sync(args: argparse.Namespace) -> int:
     dests = _destinations(args)
     with client:
         tz = parse_timezone(client.config.timezone) if client.config.timezone else None
-        since = _parse_time(args.since, "--since", tz) if args.since else None
-        until = _parse_time(args.until, "--until", tz) if args.until else datetime.now(UTC)
+        since = parse_time(args.since, "--since", tz) if args.since else None
+        until = parse_time(args.until, "--until", tz) if args.until else datetime.now(UTC)
         with Progress(total=None, quiet=args.quiet) as progress:
             report = run_sync(
                 client=client,
@@ -333,12 +333,13 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     client, fetch = _client(args)  # settings first: a typo must not create files
     dests = _destinations(args)
     with client:
-        ids, total, description = _id_source(args, client, dests)
+        source = _id_source(args, client, dests)
+        description = source.identity
         if args.no_resume or args.mode == "replace":
             description = ""  # a resumed replace would empty what the first attempt loaded
-        with Progress(total=total, quiet=args.quiet) as progress:
+        with Progress(total=source.total, quiet=args.quiet) as progress:
             report = run_extract(
-                ids,
+                source.ids,
                 client=client,
                 destinations=dests,
                 fetch=fetch,
@@ -348,99 +349,27 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     return _finish(report, args)
 
 
-def _id_source(
-    args: argparse.Namespace, client: EnOSClient, dests: list[Destination]
-) -> tuple[Iterator[str], int | None, str]:
-    """The IDs to fetch, their count when cheap to know, and the run's identity."""
-    where = "|".join(d.label for d in dests)
+def _id_source(args: argparse.Namespace, client: EnOSClient, dests: list[Destination]) -> IdSource:
     if args.ids:
-        return iter(args.ids), len(args.ids), f"ids:{','.join(args.ids)}>{where}"
+        return sources.listed(args.ids, dests)
     if args.retry_failed:
-        failed = sorted({i for d in dests for i in d.failed_ids()})
-        return iter(failed), len(failed), ""
+        return sources.failed(dests)
     if args.ids_file:
-        if args.ids_file == "-":
-            return _lines(sys.stdin), None, ""
-        path = Path(args.ids_file)
-        try:
-            stat = path.stat()
-            with path.open("rb") as fh:
-                total = sum(1 for line in fh if line.strip())
-        except OSError as exc:
-            raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
-        identity = f"file:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}>{where}"
-        return _file_lines(path), total, identity
+        return sources.from_file(args.ids_file, dests)
     tz = parse_timezone(client.config.timezone) if client.config.timezone else None
-    start = _parse_time(args.from_time, "--from", tz)
-    end = _parse_time(args.to_time, "--to", tz) if args.to_time else datetime.now().astimezone()
-    if end <= start:
-        raise ConfigError("--to must be after --from")
-    found = client.list_flow_instances(
-        from_time=start, to_time=end, type=args.type, status=args.status
+    start = parse_time(args.from_time, "--from", tz)
+    end = parse_time(args.to_time, "--to", tz) if args.to_time else datetime.now().astimezone()
+    return sources.discovered(
+        client, dests, start=start, end=end, type=args.type, status=args.status
     )
-    identity = f"window:{start.isoformat()}:{end.isoformat()}:{args.type}:{args.status}>{where}"
-    return (str(i["instanceId"]) for i in found if "instanceId" in i), None, identity
-
-
-def _file_lines(path: Path) -> Iterator[str]:
-    with path.open(encoding="utf-8") as fh:
-        yield from _lines(fh)
-
-
-def _lines(stream: TextIO) -> Iterator[str]:
-    for line in stream:
-        text = line.strip()
-        if text and not text.startswith("#"):
-            yield text
-
-
-def _parse_time(text: str, flag: str, tz: object) -> datetime:
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise ConfigError(f"{flag} must be an ISO 8601 time, got {text!r}") from None
-    if value.tzinfo is None:
-        value = value.astimezone() if tz is None else value.replace(tzinfo=tz)  # type: ignore[arg-type]
-    return value
 
 
 def _finish(report: RunReport, args: argparse.Namespace) -> int:
     """Print the summary, write the report, and return the run's exit code."""
-    _summarise(report, args.quiet)
+    summarise(report, quiet=args.quiet)
     if args.report:
-        _write_report(Path(args.report), report)
+        write_report(Path(args.report), report)
     return report.exit_code
-
-
-def _summarise(report: RunReport, quiet: bool) -> None:
-    out = sys.stderr
-    if report.fatal_error:
-        print(f"enos-flows: fatal: {report.fatal_error}", file=out)
-    if quiet and report.exit_code == EXIT_OK:
-        return
-    print(
-        f"loaded {report.loaded} instances ({report.rows.get('task_instances', 0)} tasks), "
-        f"{report.failed} failed to fetch, {report.rejected} rejected, "
-        f"{report.skipped} already done, in {report.seconds:.1f} s "
-        f"({report.instances_per_s:.0f}/s)",
-        file=out,
-    )
-    if report.failures_by_reason:
-        reasons = ", ".join(f"{k}: {v}" for k, v in report.failures_by_reason.most_common())
-        print(f"failures by reason: {reasons}", file=out)
-        for line in report.failed_ids_sample[:10]:
-            print(f"  {line}", file=out)
-        print("the failed IDs are in failed_instances; --retry-failed fetches them again", file=out)
-    if report.unknown_fields:
-        names = ", ".join(sorted(report.unknown_fields))
-        print(f"note: fields this version does not know were kept in extra_json: {names}", file=out)
-
-
-def _write_report(path: Path, report: RunReport) -> None:
-    try:
-        path.write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n")
-    except OSError as exc:
-        raise ConfigError(f"cannot write the report to {path}: {exc.strerror}") from None
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:

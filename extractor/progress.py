@@ -1,15 +1,19 @@
-"""Progress: a live bar on a terminal, periodic log lines elsewhere, nothing when quiet."""
+"""What a run tells its user: while it goes, a live bar on a terminal or periodic log
+lines elsewhere (nothing when quiet); when it ends, a summary and the JSON report."""
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
+from pathlib import Path
 from typing import Any, TextIO
 
 from tqdm import tqdm
 
-from extractor.pipeline import RunReport
+from extractor.errors import ConfigError
+from extractor.pipeline import EXIT_OK, RunReport
 
 log = logging.getLogger("extractor")
 _LOG_EVERY_S = 10.0
@@ -60,3 +64,37 @@ class Progress:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
+
+
+def summarise(report: RunReport, *, quiet: bool, stream: TextIO | None = None) -> None:
+    """Print what the run did, why IDs failed, and fields this version does not know;
+    only a fatal error or failures when ``quiet``."""
+    out = stream or sys.stderr
+    if report.fatal_error:
+        print(f"enos-flows: fatal: {report.fatal_error}", file=out)
+    if quiet and report.exit_code == EXIT_OK:
+        return
+    print(
+        f"loaded {report.loaded} instances ({report.rows.get('task_instances', 0)} tasks), "
+        f"{report.failed} failed to fetch, {report.rejected} rejected, "
+        f"{report.skipped} already done, in {report.seconds:.1f} s "
+        f"({report.instances_per_s:.0f}/s)",
+        file=out,
+    )
+    if report.failures_by_reason:
+        reasons = ", ".join(f"{k}: {v}" for k, v in report.failures_by_reason.most_common())
+        print(f"failures by reason: {reasons}", file=out)
+        for line in report.failed_ids_sample[:10]:
+            print(f"  {line}", file=out)
+        print("the failed IDs are in failed_instances; --retry-failed fetches them again", file=out)
+    if report.unknown_fields:
+        names = ", ".join(sorted(report.unknown_fields))
+        print(f"note: fields this version does not know were kept in extra_json: {names}", file=out)
+
+
+def write_report(path: Path, report: RunReport) -> None:
+    """Write the run's report as JSON."""
+    try:
+        path.write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n")
+    except OSError as exc:
+        raise ConfigError(f"cannot write the report to {path}: {exc.strerror}") from None

@@ -1,0 +1,120 @@
+"""Where a run's instance IDs come from, and the identity under which it resumes.
+
+A list, a file, standard input, the IDs a destination holds as failed, or discovery
+with List Flow Instances over a time window. A source that can be read again the same
+way has an identity (the same identity resumes the same run); stdin and the failed IDs
+cannot, and have none.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from pathlib import Path
+from typing import TextIO
+
+from extractor.client import EnOSClient
+from extractor.errors import ConfigError
+from extractor.pipeline import Destination
+
+
+@dataclass(frozen=True)
+class IdSource:
+    """IDs to fetch, how many when that is cheap to know, and the run's identity
+    (empty when the run cannot be resumed)."""
+
+    ids: Iterator[str]
+    total: int | None
+    identity: str
+
+
+def listed(ids: Sequence[str], destinations: Sequence[Destination]) -> IdSource:
+    """IDs given on the command line or in code."""
+    return IdSource(iter(ids), len(ids), f"ids:{','.join(ids)}>{_where(destinations)}")
+
+
+def failed(destinations: Sequence[Destination]) -> IdSource:
+    """The IDs the destinations hold in ``failed_instances``."""
+    ids = sorted({i for d in destinations for i in d.failed_ids()})
+    return IdSource(iter(ids), len(ids), "")
+
+
+def from_file(name: str, destinations: Sequence[Destination]) -> IdSource:
+    """One ID per line of a file (``-`` for standard input); blank and ``#`` lines skipped.
+
+    The identity includes the file's size and time of change, so a rewritten file
+    starts a new run.
+    """
+    if name == "-":
+        return IdSource(read_lines(sys.stdin), None, "")
+    path = Path(name)
+    try:
+        stat = path.stat()
+        with path.open("rb") as fh:
+            total = sum(1 for line in fh if line.strip())
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    identity = f"file:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}>{_where(destinations)}"
+    return IdSource(_file_lines(path), total, identity)
+
+
+def discovered(
+    client: EnOSClient,
+    destinations: Sequence[Destination],
+    *,
+    start: datetime,
+    end: datetime,
+    type: int = 1,
+    status: str = "",
+) -> IdSource:
+    """The instances List Flow Instances finds triggered in ``[start, end)``, of one
+    instance type and (comma-separated codes) statuses."""
+    if end <= start:
+        raise ConfigError("--to must be after --from")
+    found = client.list_flow_instances(from_time=start, to_time=end, type=type, status=status)
+    identity = f"window:{start.isoformat()}:{end.isoformat()}:{type}:{status}>"
+    return IdSource(
+        (str(i["instanceId"]) for i in found if "instanceId" in i),
+        None,
+        identity + _where(destinations),
+    )
+
+
+def read_lines(stream: TextIO) -> Iterator[str]:
+    """The IDs of a stream: stripped lines, without blank and ``#`` comment lines.
+
+    >>> import io
+    >>> list(read_lines(io.StringIO("1-2\\n\\n# later\\n 3-4 \\n")))
+    ['1-2', '3-4']
+    """
+    for line in stream:
+        text = line.strip()
+        if text and not text.startswith("#"):
+            yield text
+
+
+def parse_time(text: str, flag: str, tz: tzinfo | None) -> datetime:
+    """An ISO 8601 time; a naive one is read in ``tz`` (the gateway's zone), else locally.
+
+    >>> from datetime import timezone, timedelta
+    >>> parse_time("2026-01-01T08:00", "--from", timezone(timedelta(hours=8))).isoformat()
+    '2026-01-01T08:00:00+08:00'
+    """
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"{flag} must be an ISO 8601 time, got {text!r}") from None
+    if value.tzinfo is None:
+        value = value.astimezone() if tz is None else value.replace(tzinfo=tz)
+    return value
+
+
+def _file_lines(path: Path) -> Iterator[str]:
+    with path.open(encoding="utf-8") as fh:
+        yield from read_lines(fh)
+
+
+def _where(destinations: Sequence[Destination]) -> str:
+    return "|".join(d.label for d in destinations)
