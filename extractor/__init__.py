@@ -21,7 +21,14 @@ from extractor.errors import (
     TransientApiError,
 )
 from extractor.frames import FlowFrames
-from extractor.loaders import LoadResult, WriteMode, create_ddl, write_parquet, write_sql
+from extractor.loaders import (
+    LoadResult,
+    WriteMode,
+    create_ddl,
+    read_parquet,
+    write_parquet,
+    write_sql,
+)
 from extractor.pipeline import RunReport, extract, flatten, run_extract
 from extractor.schema import TABLES, TABLES_BY_NAME
 from extractor.sync import run_sync
@@ -52,6 +59,7 @@ __all__ = [
     "flatten",
     "load_gateway_config",
     "parse_timezone",
+    "read_parquet",
     "run_extract",
     "run_sync",
     "write_parquet",

@@ -7,7 +7,12 @@
 
 from extractor.loaders.ddl import create_ddl
 from extractor.loaders.loader import Loader, LoadResult, WriteMode
-from extractor.loaders.parquet import ParquetLoader, parquet_partitioning, write_parquet
+from extractor.loaders.parquet import (
+    ParquetLoader,
+    parquet_partitioning,
+    read_parquet,
+    write_parquet,
+)
 from extractor.loaders.sql import DEFAULT_CHUNK_SIZE, SqlLoader, connect, write_sql
 
 __all__ = [
@@ -20,6 +25,7 @@ __all__ = [
     "connect",
     "create_ddl",
     "parquet_partitioning",
+    "read_parquet",
     "write_parquet",
     "write_sql",
 ]

@@ -131,6 +131,35 @@ def write_parquet(
     return ParquetLoader(path).write(frames, mode=mode)
 
 
+def read_parquet(path: str | os.PathLike[str]) -> FlowFrames:
+    """Read back every table that :func:`write_parquet` wrote under ``path``.
+
+    The tables come typed as declared: ``cal_dt`` a date, timestamps in UTC, and the
+    instances with no ``cal_dt`` (the null partition, which ``pandas.read_parquet`` on
+    the directory cannot read) included. A table with no files yet is empty.
+
+    Raises:
+        LoadError: ``path`` is not a directory, or a file cannot be read or holds a
+            column of another type.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise LoadError(f"no Parquet datasets at {root}: not a directory")
+    tables = {}
+    for table in DATA_TABLES:
+        folder = root / table.name
+        files = [f for part in _partition_folders(folder) for f in data_files(part)]
+        data = _read_files(
+            files, table, _file_schema(table), partitioning=parquet_partitioning(), base=folder
+        )
+        schema = arrow_schema(table)
+        tables[table.name] = data.select(schema.names).cast(schema)
+    schema = arrow_schema(FAILURES)
+    failures = _read_files(data_files(root / FAILURES.name), FAILURES, schema)
+    tables[FAILURES.name] = failures.select(schema.names).cast(schema)
+    return FlowFrames(tables)
+
+
 @dataclass(frozen=True)
 class _Partitions:
     """Each loaded instance's partition value (its ``cal_dt`` as hive text)."""

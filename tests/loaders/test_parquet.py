@@ -28,7 +28,7 @@ from sample_frames import (
 import extractor.loaders._parquet_files as parquet_files
 from extractor.errors import LoadError
 from extractor.frames import FlowFrames, arrow_schema
-from extractor.loaders import parquet_partitioning, write_parquet
+from extractor.loaders import parquet_partitioning, read_parquet, write_parquet
 from extractor.schema import DATA_TABLES, FAILURES, INSTANCES, TABLES, TASKS, Table
 
 
@@ -122,6 +122,28 @@ def test_pandas_reads_a_dataset(tmp_path: Path):
         "2026-01-31",
         "2026-02-01",
     ]
+
+
+def test_read_parquet_gives_back_every_table_typed_as_declared(tmp_path: Path):
+    frames = FlowFrames.concat(
+        [sample_frames(), make_frames({INSTANCES: [instance("no-day", cal_dt=None)]})]
+    )
+    write_parquet(frames, tmp_path)
+    write_parquet(frames, tmp_path)  # an upsert over the same rows
+
+    back = read_parquet(tmp_path)
+
+    for t in TABLES:
+        assert back.tables[t.name].schema == arrow_schema(t), t.name
+        assert by_key(t, back.tables[t.name].to_pylist()) == expected_rows(frames, t), t.name
+    assert back.instances["cal_dt"].isna().sum() == 1  # the null partition, read by pandas
+
+
+def test_read_parquet_of_a_new_directory_is_empty_and_of_a_file_fails(tmp_path: Path):
+    assert all(t.num_rows == 0 for t in read_parquet(tmp_path).tables.values())
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(LoadError, match="not a directory"):
+        read_parquet(tmp_path / "file")
 
 
 def test_duckdb_reads_a_dataset(tmp_path: Path):
