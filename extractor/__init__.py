@@ -26,6 +26,7 @@ from extractor.loaders import (
     WriteMode,
     create_ddl,
     read_parquet,
+    read_sql,
     write_parquet,
     write_sql,
 )
@@ -60,6 +61,7 @@ __all__ = [
     "load_gateway_config",
     "parse_timezone",
     "read_parquet",
+    "read_sql",
     "run_extract",
     "run_sync",
     "write_parquet",

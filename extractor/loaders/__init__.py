@@ -13,7 +13,7 @@ from extractor.loaders.parquet import (
     read_parquet,
     write_parquet,
 )
-from extractor.loaders.sql import DEFAULT_CHUNK_SIZE, SqlLoader, connect, write_sql
+from extractor.loaders.sql import DEFAULT_CHUNK_SIZE, SqlLoader, connect, read_sql, write_sql
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -26,6 +26,7 @@ __all__ = [
     "create_ddl",
     "parquet_partitioning",
     "read_parquet",
+    "read_sql",
     "write_parquet",
     "write_sql",
 ]

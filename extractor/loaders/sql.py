@@ -1,4 +1,5 @@
-"""Write flow frames to any SQL database SQLAlchemy reaches, fastest on PostgreSQL and SQLite.
+"""Write flow frames to any SQL database SQLAlchemy reaches, fastest on PostgreSQL and SQLite;
+read them back.
 
 One write is one transaction: a reader sees every loaded instance with all its children
 or, until the commit, none of the batch. PostgreSQL (psycopg 3) takes a ``COPY`` path,
@@ -10,11 +11,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Dialect, Engine
 
 from extractor.errors import ConfigError, LoadError
-from extractor.frames import FlowFrames
+from extractor.frames import FlowFrames, rows_to_arrow
 from extractor.loaders._batch import Batch, check_mode, prepare_batch
 from extractor.loaders._driver_errors import reason, translated
 from extractor.loaders._portable import write_portable
@@ -22,9 +24,11 @@ from extractor.loaders._postgres import write_postgres
 from extractor.loaders._sqlite import on_sqlite_connect, write_sqlite
 from extractor.loaders.ddl import SqlTables, build_tables, check_schema_support, ensure_tables
 from extractor.loaders.loader import LoadResult, WriteMode
+from extractor.schema import TABLES
 
 DEFAULT_CHUNK_SIZE = 50_000
 """Rows per ``executemany`` call or ``COPY`` buffer."""
+_READ_ROWS = 50_000
 
 _Writer = Callable[[Connection, SqlTables, Batch, WriteMode, int], int]
 
@@ -122,6 +126,26 @@ class SqlLoader:
             seconds=time.perf_counter() - started,
         )
 
+    def read(self) -> FlowFrames:
+        """Read every table back; see :func:`read_sql`."""
+        tables = {}
+        with self._connection() as conn, translated("reading the tables"):
+            inspector = sa.inspect(conn)
+            for declared in TABLES:
+                table = self._tables[declared.name]
+                if not inspector.has_table(table.name, schema=self._tables.schema):
+                    continue
+                found = {c["name"] for c in inspector.get_columns(table.name, self._tables.schema)}
+                columns = [
+                    table.c[c.name] if c.name in found else sa.null().label(c.name)
+                    for c in declared.columns
+                ]
+                order = [table.c[k] for k in declared.primary_key]
+                result = conn.execute(sa.select(*columns).order_by(*order))
+                parts = [rows_to_arrow(declared, rows) for rows in result.partitions(_READ_ROWS)]
+                tables[declared.name] = pa.concat_tables(parts) if parts else None
+        return FlowFrames({name: t for name, t in tables.items() if t is not None})
+
     def close(self) -> None:
         """Dispose of the engine if this loader made it."""
         if self._owns_engine:
@@ -179,6 +203,23 @@ def write_sql(
         engine_or_url, schema=schema, table_prefix=table_prefix, chunk_size=chunk_size
     ) as loader:
         return loader.write(frames, mode=mode)
+
+
+def read_sql(
+    engine_or_url: Engine | str | URL, *, schema: str | None = None, table_prefix: str = ""
+) -> FlowFrames:
+    """Read back every table that :func:`write_sql` wrote, typed as declared.
+
+    Timestamps come back in UTC and booleans as booleans whatever the database stores
+    (SQLite keeps both as text and integers); rows are in key order. A table not created
+    yet is empty, and a column an older table lacks reads as nulls.
+
+    Raises:
+        ConfigError: Invalid schema or prefix.
+        LoadError: Unusable URL or unreachable database.
+    """
+    with SqlLoader(engine_or_url, schema=schema, table_prefix=table_prefix) as loader:
+        return loader.read()
 
 
 def _choose_writer(dialect: Dialect) -> _Writer:

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from extractor.frames import FlowFrames, rows_to_arrow
+from extractor.frames import FlowFrames, arrow_schema, rows_to_arrow
 from extractor.schema import (
     DEPENDENCIES,
     FAILURES,
@@ -183,3 +183,17 @@ def by_key(table: Table, rows: Iterable[Row]) -> list[Row]:
 def expected_rows(frames: FlowFrames, table: Table) -> list[Row]:
     """Return a table of ``frames`` as dicts sorted by primary key."""
     return by_key(table, frames.tables[table.name].to_pylist())
+
+
+def frames_with_a_null_day() -> FlowFrames:
+    """:func:`sample_frames` and an instance with no ``cal_dt``."""
+    return FlowFrames.concat(
+        [sample_frames(), make_frames({INSTANCES: [instance("no-day", cal_dt=None)]})]
+    )
+
+
+def assert_reads_back(back: FlowFrames, frames: FlowFrames) -> None:
+    """Every table of ``back`` has the declared schema and the rows of ``frames``."""
+    for t in TABLES:
+        assert back.tables[t.name].schema == arrow_schema(t), t.name
+        assert by_key(t, back.tables[t.name].to_pylist()) == expected_rows(frames, t), t.name

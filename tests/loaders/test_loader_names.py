@@ -17,6 +17,8 @@ def test_the_public_names_are_exactly_these():
         "connect",
         "create_ddl",
         "parquet_partitioning",
+        "read_parquet",
+        "read_sql",
         "write_parquet",
         "write_sql",
     ]

@@ -15,9 +15,11 @@ from sample_frames import (
     DAY,
     NEXT_DAY,
     Row,
+    assert_reads_back,
     by_key,
     expected_rows,
     failure,
+    frames_with_a_null_day,
     graph,
     instance,
     make_frames,
@@ -125,17 +127,13 @@ def test_pandas_reads_a_dataset(tmp_path: Path):
 
 
 def test_read_parquet_gives_back_every_table_typed_as_declared(tmp_path: Path):
-    frames = FlowFrames.concat(
-        [sample_frames(), make_frames({INSTANCES: [instance("no-day", cal_dt=None)]})]
-    )
+    frames = frames_with_a_null_day()
     write_parquet(frames, tmp_path)
     write_parquet(frames, tmp_path)  # an upsert over the same rows
 
     back = read_parquet(tmp_path)
 
-    for t in TABLES:
-        assert back.tables[t.name].schema == arrow_schema(t), t.name
-        assert by_key(t, back.tables[t.name].to_pylist()) == expected_rows(frames, t), t.name
+    assert_reads_back(back, frames)
     assert back.instances["cal_dt"].isna().sum() == 1  # the null partition, read by pandas
 
 

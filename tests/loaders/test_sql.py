@@ -14,9 +14,11 @@ from sample_frames import (
     NEXT_DAY,
     T0,
     Row,
+    assert_reads_back,
     by_key,
     expected_rows,
     failure,
+    frames_with_a_null_day,
     graph,
     instance,
     make_frames,
@@ -29,7 +31,7 @@ from sample_frames import (
 import extractor.loaders.sql as sql_module
 from extractor.errors import ConfigError, LoadError
 from extractor.frames import FlowFrames
-from extractor.loaders import SqlLoader, create_ddl, write_sql
+from extractor.loaders import SqlLoader, create_ddl, read_sql, write_sql
 from extractor.loaders._portable import write_portable
 from extractor.loaders.ddl import build_tables
 from extractor.schema import (
@@ -467,3 +469,35 @@ def test_relations_of_the_same_edge_in_two_instances_are_kept_apart(
     write_sql(frames, database_url)
 
     assert len(read_rows(database_engine, RELATIONS)) == 2
+
+
+def test_read_sql_gives_back_every_table_typed_as_declared(database_engine: sa.Engine):
+    frames = frames_with_a_null_day()
+    write_sql(frames, database_engine)
+    write_sql(frames, database_engine)  # an upsert over the same rows
+
+    back = read_sql(database_engine)
+
+    assert_reads_back(back, frames)
+    assert str(back.instances["trigger_time"].dt.tz) == "UTC"
+
+
+@pytest.mark.postgres
+def test_read_sql_reads_the_tables_of_a_schema_and_prefix(postgresql_url: str):
+    write_sql(sample_frames(), postgresql_url, schema="Enos", table_prefix="x_")
+
+    back = read_sql(postgresql_url, schema="Enos", table_prefix="x_")
+
+    assert back.tables[INSTANCES.name].num_rows == 2
+    assert read_sql(postgresql_url).tables[INSTANCES.name].num_rows == 0
+
+
+def test_read_sql_of_an_older_table_reads_missing_columns_as_nulls(sqlite_engine: sa.Engine):
+    with sqlite_engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE failed_instances (instance_id TEXT PRIMARY KEY)")
+        conn.exec_driver_sql("INSERT INTO failed_instances VALUES ('gone-1')")
+
+    back = read_sql(sqlite_engine).tables[FAILURES.name]
+
+    assert back.column("instance_id").to_pylist() == ["gone-1"]
+    assert back.column("message").to_pylist() == [None]
