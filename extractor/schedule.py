@@ -42,6 +42,8 @@ _ALL_YEARS = tuple(range(MIN_YEAR, MAX_YEAR + 1))
 _EPOCH = datetime(1970, 1, 1)
 _MICROSECOND = timedelta(microseconds=1)
 _DAY_US = 86_400_000_000
+_FIRST_DAY = (datetime(MIN_YEAR, 1, 1) - _EPOCH).days
+_LAST_DAY = (datetime(MAX_YEAR, 12, 31) - _EPOCH).days
 _HORIZON_DAYS = 62
 """Days past the latest time in which :meth:`Schedule.next_fires` looks for a firing day:
 a monthly schedule's next always falls within it."""
@@ -176,7 +178,9 @@ class Schedule:
         times = self._times_of_day_us()
         day = after // _DAY_US
         since_midnight = after - day * _DAY_US
-        first, last = int(day.min()), int(day.max()) + _HORIZON_DAYS
+        # Nothing fires outside the years a cron may name, so the calendar stays inside them.
+        first = max(int(day.min()), _FIRST_DAY)
+        last = min(int(day.max()) + _HORIZON_DAYS, _LAST_DAY)
         firing = np.flatnonzero(self._firing_days(first, last)) + first
         later = np.searchsorted(times, since_midnight, side="right")
         same_day = (later < len(times)) & np.isin(day, firing)
@@ -208,7 +212,7 @@ class Schedule:
 
     def _firing_days(self, first: int, last: int) -> np.ndarray:
         """Whether each day from ``first`` to ``last`` (days since 1970-01-01) fires."""
-        fires = np.zeros(last - first + 1, bool)
+        fires = np.zeros(max(last - first + 1, 0), bool)
         start, end = _EPOCH.date() + timedelta(first), _EPOCH.date() + timedelta(last)
         year, month = start.year, start.month
         while (year, month) <= (end.year, end.month):

@@ -564,6 +564,18 @@ def test_next_fires_agrees_with_next_fire(expression: str) -> None:
             assert (_EPOCH + timedelta(microseconds=fire) if ok else None) == expected, moment
 
 
+def test_next_fires_outside_the_years_of_a_cron() -> None:
+    schedule = parse_cron("0 0 8 ? * MON-FRI")
+    times = [datetime(1950, 6, 1), datetime(2099, 12, 31, 9), datetime(2150, 1, 1)]
+    micros = np.array([_micros(t) for t in [*times, datetime(9999, 12, 31)]], np.int64)
+
+    fires, found = schedule.next_fires(micros)
+
+    assert _EPOCH + timedelta(microseconds=int(fires[0])) == datetime(1970, 1, 1, 8)
+    assert found.tolist() == [True, False, False, False]
+    assert [schedule.next_fire(t) for t in times[1:]] == [None, None]
+
+
 def test_next_fires_of_an_invalid_schedule_finds_none() -> None:
     _, found = parse_cron("0 0 0 * * * *").next_fires(np.array([0, 1], np.int64))
     assert not found.any()
