@@ -183,8 +183,12 @@ class Schedule:
         last = min(int(day.max()) + _HORIZON_DAYS, _LAST_DAY)
         firing = np.flatnonzero(self._firing_days(first, last)) + first
         later = np.searchsorted(times, since_midnight, side="right")
-        same_day = (later < len(times)) & np.isin(day, firing)
-        k = np.searchsorted(firing, day, side="right")
+        k = np.searchsorted(firing, day, side="right")  # firing[k - 1] <= day < firing[k]
+        same_day = later < len(times)
+        if len(firing):
+            same_day &= (k > 0) & (firing[np.maximum(k - 1, 0)] == day)
+        else:
+            same_day[:] = False
         found = same_day | (k < len(firing))
         if len(firing):
             next_day = firing[np.minimum(k, len(firing) - 1)]

@@ -74,12 +74,9 @@ def discovered(
     if end <= start:
         raise ConfigError("--to must be after --from")
     found = client.list_flow_instances(from_time=start, to_time=end, type=type, status=status)
-    identity = f"window:{start.isoformat()}:{end.isoformat()}:{type}:{status}>"
-    return IdSource(
-        (str(i["instanceId"]) for i in found if "instanceId" in i),
-        None,
-        identity + _where(destinations),
-    )
+    window = f"{start.isoformat()}:{end.isoformat()}:{type}:{status}"
+    ids = (str(i["instanceId"]) for i in found if "instanceId" in i)
+    return IdSource(ids, None, f"window:{window}>{_where(destinations)}")
 
 
 def read_lines(stream: TextIO) -> Iterator[str]:

@@ -42,12 +42,20 @@ def view_sql(dialect: str, *, schema: str | None = None, table_prefix: str = "")
     ...  if "AS i ON" in line][0].strip()
     'JOIN "bi"."enos_flow_instances" AS i ON i.instance_id = t.instance_id'
     """
+    return _rewritten(_views_file(dialect), schema, table_prefix)
+
+
+def _views_file(dialect: str) -> str:
     if dialect not in VIEW_DIALECTS:
         raise ConfigError(
             f"no views for SQL dialect {dialect!r}; available: {', '.join(VIEW_DIALECTS)}"
         )
     path = files("extractor").joinpath("sql", f"views_{dialect}.sql")
-    text = path.read_text(encoding="utf-8")
+    return path.read_text(encoding="utf-8")
+
+
+def _rewritten(text: str, schema: str | None, table_prefix: str) -> str:
+    """``text`` with every table and view name given the prefix and schema."""
     if schema is None and not table_prefix:
         return text
     if schema is not None:
@@ -81,9 +89,9 @@ def create_views(engine: Engine, *, schema: str | None = None, table_prefix: str
         LoadError: A table the views read is missing, or the database rejected a statement.
     """
     check_schema_support(engine.dialect, schema)
-    dialect = engine.dialect.name
-    statements = _split_statements(view_sql(dialect, schema=schema, table_prefix=table_prefix))
-    names = [table_prefix + name for name in _VIEW_NAME.findall(view_sql(dialect))]
+    text = _views_file(engine.dialect.name)
+    statements = _split_statements(_rewritten(text, schema, table_prefix))
+    names = [table_prefix + name for name in _VIEW_NAME.findall(text)]
     with translated("creating the views"), engine.begin() as conn:
         inspector = sa.inspect(conn)
         missing = [

@@ -146,17 +146,17 @@ def read_parquet(path: str | os.PathLike[str]) -> FlowFrames:
     if not root.is_dir():
         raise LoadError(f"no Parquet datasets at {root}: not a directory")
     tables = {}
-    for table in DATA_TABLES:
+    for table in (*DATA_TABLES, FAILURES):
         folder = root / table.name
-        files = [f for part in _partition_folders(folder) for f in data_files(part)]
-        data = _read_files(
-            files, table, _file_schema(table), partitioning=parquet_partitioning(), base=folder
-        )
         schema = arrow_schema(table)
+        if table is FAILURES:  # not partitioned
+            data = _read_files(data_files(folder), table, schema)
+        else:
+            files = [f for part in _partition_folders(folder) for f in data_files(part)]
+            data = _read_files(
+                files, table, _file_schema(table), partitioning=parquet_partitioning(), base=folder
+            )
         tables[table.name] = data.select(schema.names).cast(schema)
-    schema = arrow_schema(FAILURES)
-    failures = _read_files(data_files(root / FAILURES.name), FAILURES, schema)
-    tables[FAILURES.name] = failures.select(schema.names).cast(schema)
     return FlowFrames(tables)
 
 

@@ -143,8 +143,9 @@ class SqlLoader:
                 order = [table.c[k] for k in declared.primary_key]
                 result = conn.execute(sa.select(*columns).order_by(*order))
                 parts = [rows_to_arrow(declared, rows) for rows in result.partitions(_READ_ROWS)]
-                tables[declared.name] = pa.concat_tables(parts) if parts else None
-        return FlowFrames({name: t for name, t in tables.items() if t is not None})
+                if parts:
+                    tables[declared.name] = pa.concat_tables(parts)
+        return FlowFrames(tables)  # tables with no rows come out empty
 
     def close(self) -> None:
         """Dispose of the engine if this loader made it."""
