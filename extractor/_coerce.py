@@ -37,6 +37,7 @@ INSTANCE_KEYS = frozenset(
         "calDt",
         "hasEditPri",
         "hasReadPri",
+        "isCancelled",
     }
 )
 GRAPH_KEYS = frozenset(
@@ -59,7 +60,11 @@ GRAPH_KEYS = frozenset(
         "tasks",
     }
 )
-TASK_KEYS = frozenset({"taskName", "taskInstId", "x", "y", "taskId", "nodeId", "status"})
+# Get Flow Instance spells a task's name and ID in camelCase, List Flow Instances in
+# snake_case (and sends no status).
+TASK_KEYS = frozenset(
+    {"taskName", "task_name", "taskInstId", "x", "y", "taskId", "task_id", "nodeId", "status"}
+)
 FLOW_KEYS = frozenset(
     {"flowId", "flowName", "nodeId", "isVirtual", "x", "y", "flowInstId", "status"}
 )

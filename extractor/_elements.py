@@ -49,8 +49,8 @@ def tasks(tasks: Any, instance_id: str, rows: Rows) -> tuple[int, int]:
             row = (
                 task_inst_id,
                 instance_id,
-                as_int(task.get("taskId"), "taskId"),
-                as_text(task.get("taskName")),
+                as_int(_either(task, "taskId", "task_id"), "taskId"),
+                as_text(_either(task, "taskName", "task_name")),
                 as_id(task.get("nodeId")),
                 task_status,
                 as_float(task.get("x"), "x"),
@@ -65,6 +65,12 @@ def tasks(tasks: Any, instance_id: str, rows: Rows) -> tuple[int, int]:
         if task_status in FAILED_TASK_STATUSES:
             failed += 1
     return len(seen), failed
+
+
+def _either(element: Mapping[str, Any], key: str, other: str) -> Any:
+    """An element's field in one spelling, else the other."""
+    value = element.get(key)
+    return element.get(other) if value is None else value
 
 
 def dependencies(flows: Any, instance_id: str, rows: Rows) -> None:

@@ -64,6 +64,7 @@ INSTANCE_FIELDS: tuple[tuple[str, pa.DataType], ...] = (
     ("cal_dt", pa.date32()),
     ("has_edit_pri", _B),
     ("has_read_pri", _B),
+    ("is_cancelled", _B),
     ("creator", _S),
     ("owners", _S),
     ("alert_to", _S),

@@ -150,6 +150,8 @@ class _Adder:
         edit = v if v is None or type(v) is bool else as_bool(v, "hasEditPri")
         v = r.has_read_pri
         read = v if v is None or type(v) is bool else as_bool(v, "hasReadPri")
+        v = r.is_cancelled
+        cancelled = v if v is None or type(v) is bool else as_bool(v, "isCancelled")
         v = g.inst_id
         graph_instance = v if type(v) is str and v else as_id(v)
         v = g.creator
@@ -216,6 +218,7 @@ class _Adder:
                 cal_dt,
                 edit,
                 read,
+                cancelled,
                 creator,
                 owners,
                 alert_to,

@@ -40,6 +40,19 @@ class Task(Struct, rename="camel", forbid_unknown_fields=True, gc=False):
     status: str | None = None
 
 
+class ListedTask(Struct, forbid_unknown_fields=True, gc=False):
+    """``graph.tasks[]`` as List Flow Instances spells it (``task_name``, ``task_id``,
+    no status); the fields of :class:`Task`, in its order."""
+
+    task_inst_id: NonEmpty = field(name="taskInstId")
+    task_name: str | None = None
+    x: float | None = None
+    y: float | None = None
+    task_id: Int64 | str | None = None
+    node_id: NonEmpty | None = field(name="nodeId", default=None)
+    status: str | None = None
+
+
 class Flow(Struct, rename="camel", forbid_unknown_fields=True, gc=False):
     """``graph.flows[]``: rare, so its values keep the reference's coercions."""
 
@@ -109,6 +122,18 @@ class GraphText(_GraphFields, forbid_unknown_fields=True, gc=False):
     relations: msgspec.Raw = msgspec.Raw()
 
 
+class ListedGraph(Graph, forbid_unknown_fields=True, gc=False):
+    """:class:`Graph` with List Flow Instances' task spelling."""
+
+    tasks: list[ListedTask] | None = None  # type: ignore[assignment]
+
+
+class ListedGraphText(GraphText, forbid_unknown_fields=True, gc=False):
+    """:class:`GraphText` with List Flow Instances' task spelling."""
+
+    tasks: list[ListedTask] | None = None  # type: ignore[assignment]
+
+
 class Record(Struct, rename="camel", forbid_unknown_fields=True, gc=False):
     """The Get Flow Instance ``data`` object, from the dict the client decoded."""
 
@@ -132,6 +157,7 @@ class Record(Struct, rename="camel", forbid_unknown_fields=True, gc=False):
     cal_dt: Scalar = None
     has_edit_pri: Scalar = None
     has_read_pri: Scalar = None
+    is_cancelled: Scalar = None
 
 
 def record_of(raw: Any) -> Record:
@@ -153,6 +179,10 @@ NO_GRAPH = Graph()
 _TextShape = GraphText | list[GraphText] | None
 _ObjectShape = Graph | list[Graph] | None
 _DECODER = msgspec.json.Decoder(_TextShape)
+_LISTED_DECODER = msgspec.json.Decoder(ListedGraphText | list[ListedGraphText] | None)
+_LISTED_OBJECT = ListedGraph | list[ListedGraph] | None
+_LISTED_KEY = '"task_name"'
+"""A graph text with this in it has List Flow Instances' task spelling."""
 _RELATIONS = msgspec.json.Decoder(list[Edge | list[NonEmpty]] | None)
 
 
@@ -169,11 +199,14 @@ def graph_of(raw: Any) -> Graph | GraphText | None:
     if type(raw) is str:
         if not raw:
             return None
-        graph = _DECODER.decode(raw)
+        graph = (_LISTED_DECODER if _LISTED_KEY in raw else _DECODER).decode(raw)
     elif raw is None:
         return None
     elif type(raw) is dict or type(raw) is list:
-        graph = msgspec.convert(raw, _ObjectShape)
+        try:
+            graph = msgspec.convert(raw, _ObjectShape)
+        except msgspec.ValidationError:
+            graph = msgspec.convert(raw, _LISTED_OBJECT)
     else:
         raise ShapeError
     if type(graph) is list:

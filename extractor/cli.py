@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +15,7 @@ from extractor import sources
 from extractor.client import EnOSClient
 from extractor.config import FetchConfig, load_gateway_config, parse_timezone
 from extractor.destinations import ParquetDestination, SqlDestination
+from extractor.discovery import ALL_TYPES
 from extractor.errors import ConfigError, ExtractorError
 from extractor.pipeline import (
     EXIT_FATAL,
@@ -25,7 +27,7 @@ from extractor.pipeline import (
 )
 from extractor.progress import Progress, summarise, write_report
 from extractor.sources import IdSource, parse_time
-from extractor.sync import ALL_TYPES, run_sync
+from extractor.sync import run_sync
 
 log = logging.getLogger("extractor")
 
@@ -88,19 +90,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="TIME",
         help="with --from: trigger time upper bound, exclusive (default now)",
     )
-    src.add_argument(
-        "--type",
-        type=int,
-        default=1,
-        choices=(0, 1, 2),
-        help="with --from: 0 manual, 1 scheduled (default), 2 temporary",
-    )
+    _add_type_arg(src, "with --from: ")
     src.add_argument(
         "--status",
         default="",
         metavar="CODES",
         help="with --from: comma-separated status codes, e.g. -1,1",
     )
+    _add_detail_arg(src, "with --from: ")
     _add_destination_args(ext)
     _add_gateway_args(ext)
     _add_fetch_args(ext)
@@ -133,14 +130,8 @@ def _parser() -> argparse.ArgumentParser:
         metavar="MIN",
         help="minutes to re-scan before the watermark (default 60)",
     )
-    syn.add_argument(
-        "--type",
-        dest="types",
-        type=int,
-        action="append",
-        choices=(0, 1, 2),
-        help="instance type to discover, repeatable (default all)",
-    )
+    _add_type_arg(syn, "")
+    _add_detail_arg(syn, "")
     _add_destination_args(syn)
     _add_gateway_args(syn)
     _add_fetch_args(syn)
@@ -152,8 +143,9 @@ def _parser() -> argparse.ArgumentParser:
         "simulate",
         help="run the bundled EnOS gateway simulator",
         description="Serve a deterministic EnOS gateway on loopback until "
-        "interrupted. Credentials: demo-app-key / demo-app-secret, org "
-        "demo-org, user demo-user.",
+        "interrupted (Ctrl-C or SIGTERM). It prints its URL, credentials, time zone "
+        "and the trigger times its instances span, with a command that extracts from "
+        "it. --port 0 takes a free port.",
     )
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=8089)
@@ -207,6 +199,29 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_type_arg(p: argparse._ActionsContainer, prefix: str) -> None:
+    p.add_argument(
+        "--type",
+        dest="types",
+        type=int,
+        action="append",
+        choices=ALL_TYPES,
+        help=f"{prefix}instance type to discover: 0 manual, 1 scheduled, 2 temporary; "
+        "repeatable (default all three)",
+    )
+
+
+def _add_detail_arg(p: argparse._ActionsContainer, prefix: str) -> None:
+    p.add_argument(
+        "--detail",
+        default="full",
+        choices=("full", "list"),
+        help=f"{prefix}full (default) fetches each discovered instance with Get Flow "
+        "Instance; list loads the records of the list pages, with no call per instance "
+        "and no task status",
+    )
+
+
 def _add_destination_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("where to load (at least one)")
     g.add_argument("--sqlite", metavar="PATH", help="SQLite database file")
@@ -235,6 +250,12 @@ def _add_gateway_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--timezone", metavar="TZ", help="zone of the API's timestamps (default: ask Get Time Zone)"
     )
+    g.add_argument(
+        "--service-path",
+        metavar="PATH",
+        help="the Batch Processing Service's path (default batch-processing-service/v2.1; "
+        "dataflow-batch-service/v2.0 on platforms before EnOS 2.1.2)",
+    )
     g.add_argument("--timeout", type=float, default=30.0, metavar="S", help="per request")
     g.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
 
@@ -252,6 +273,13 @@ def _add_fetch_args(p: argparse.ArgumentParser) -> None:
         help="give up retrying an ID after S seconds (default 120)",
     )
     g.add_argument("--batch-size", type=int, default=2000, help="instances per load batch")
+    g.add_argument(
+        "--page-size",
+        type=int,
+        default=100,
+        metavar="N",
+        help="instances per List Flow Instances page (default 100)",
+    )
     g.add_argument(
         "--max-wait",
         type=float,
@@ -290,6 +318,7 @@ def _client(args: argparse.Namespace) -> tuple[EnOSClient, FetchConfig]:
             "org_id": args.org_id,
             "user_id": args.user_id,
             "timezone": args.timezone,
+            "service_path": args.service_path,
             "timeout_s": args.timeout,
             "verify_tls": not args.insecure,
         },
@@ -301,6 +330,7 @@ def _client(args: argparse.Namespace) -> tuple[EnOSClient, FetchConfig]:
         max_attempts=args.max_attempts,
         deadline_s=args.deadline,
         batch_size=args.batch_size,
+        page_size=args.page_size,
         backoff_max_s=args.max_wait,
     )
     return EnOSClient(gateway, fetch=fetch), fetch
@@ -323,6 +353,7 @@ def _cmd_sync(args: argparse.Namespace) -> int:
                 until=until,
                 lookback=timedelta(minutes=args.lookback),
                 types=args.types or ALL_TYPES,
+                detail=args.detail,
                 fetch=fetch,
                 on_progress=progress,
             )
@@ -350,6 +381,15 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 
 
 def _id_source(args: argparse.Namespace, client: EnOSClient, dests: list[Destination]) -> IdSource:
+    if not args.from_time:
+        for flag, given in (
+            ("--to", args.to_time),
+            ("--type", args.types),
+            ("--status", args.status),
+            ("--detail", args.detail != "full"),
+        ):
+            if given:
+                raise ConfigError(f"{flag} goes with --from (it narrows discovery)")
     if args.ids:
         return sources.listed(args.ids, dests)
     if args.retry_failed:
@@ -360,7 +400,13 @@ def _id_source(args: argparse.Namespace, client: EnOSClient, dests: list[Destina
     start = parse_time(args.from_time, "--from", tz)
     end = parse_time(args.to_time, "--to", tz) if args.to_time else datetime.now().astimezone()
     return sources.discovered(
-        client, dests, start=start, end=end, type=args.type, status=args.status
+        client,
+        dests,
+        start=start,
+        end=end,
+        types=args.types or ALL_TYPES,
+        status=args.status,
+        detail=args.detail,
     )
 
 
@@ -373,7 +419,7 @@ def _finish(report: RunReport, args: argparse.Namespace) -> int:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from extractor.simulator import Faults, build_simulator
+    from extractor.simulator import Faults, build_simulator, describe_simulator
 
     faults = Faults(
         latency_ms=args.latency_ms,
@@ -395,9 +441,13 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         timezone=args.timezone,
         faults=faults,
     )
-    print(f"EnOS simulator on {sim.url} (Ctrl-C to stop)", file=sys.stderr)
-    with contextlib.suppress(KeyboardInterrupt):
-        sim.serve_forever()
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
+    with sim:
+        print(describe_simulator(sim), flush=True)
+        stopping.wait()
+    print("enos-flows: simulator stopped", file=sys.stderr)
     return EXIT_OK
 
 

@@ -9,9 +9,9 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from datetime import tzinfo
 from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import urlencode
@@ -30,13 +30,14 @@ from extractor.errors import (
     ThrottledError,
     TokenExpiredError,
     TransientApiError,
+    UnexpectedAnswerError,
 )
 from extractor.ratelimit import RateLimiter
 from extractor.transport import Answer, PooledTransport, SessionTransport, Transport
 
-SERVICE = "/batch-processing-service/v2.1"
-INSTANCES_PATH = f"{SERVICE}/flowInstances"
-TIME_PATH = f"{SERVICE}/time"
+SORT_FIELD = "triggerTime"
+"""List Flow Instances' sorter: camelCase, one of createTime, updateTime, startTime,
+triggerTime and endTime (any other is error 62102)."""
 
 TOKEN_EXPIRED = 1203
 # Token-service codes that mean the credentials themselves are wrong.
@@ -44,6 +45,7 @@ _AUTH_CODES = frozenset({1002, 1003, 1004, 1202})
 # Batch Processing Service common codes: 62101 wrong user/org (every call fails),
 # 62103 no privilege (this resource), 62109 internal error (try again).
 _FATAL_CODES = frozenset({62101})
+_INVALID_PARAMETER = 62102
 _NO_PRIVILEGE = 62103
 _TRANSIENT_CODES = frozenset({1001, 1005, 1204, 62109})
 _THROTTLE_CODES = frozenset({429})
@@ -112,6 +114,8 @@ def classify(
         raise FatalApiError(f"the gateway refused the user or organisation ({detail})", **kwargs)
     if code == _NO_PRIVILEGE:
         raise PermanentApiError(f"no permission ({detail})", **kwargs)
+    if code == _INVALID_PARAMETER:
+        raise PermanentApiError(f"the gateway refused a parameter ({detail})", **kwargs)
     if http_status >= 500 or http_status == 408 or code in _TRANSIENT_CODES:
         raise TransientApiError(f"gateway error {detail}", retry_after_s=retry_after, **kwargs)
     if http_status == 404 and code is None:
@@ -127,6 +131,41 @@ def classify(
     if code != 0:
         raise PermanentApiError(f"gateway error {detail}", **kwargs)
     return body.get("data")
+
+
+def flow_insts(data: Any) -> list[dict[str, Any]]:
+    """Return the records of a List Flow Instances ``data``: ``{"flowInsts": [...],
+    "count": N}`` as documented, or a bare list.
+
+    Any other shape stops the run: read as "no instances", it would lose data silently.
+
+    >>> flow_insts({"flowInsts": [{"instanceId": "1-2"}], "count": 1})
+    [{'instanceId': '1-2'}]
+    >>> flow_insts({"data": [], "total": 0})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    extractor.errors.UnexpectedAnswerError: ... an object with keys ['data', 'total'] ...
+    """
+    records = data.get("flowInsts") if isinstance(data, Mapping) else data
+    if isinstance(records, list) and all(isinstance(r, dict) for r in records):
+        return records
+    if isinstance(data, Mapping) and "flowInsts" in data:
+        what = f"flowInsts as {_shape(records)}"
+    else:
+        what = _shape(data)
+    raise UnexpectedAnswerError(
+        f"List Flow Instances answered data of an unknown shape: {what} "
+        '(expected {"flowInsts": [...], "count": N})'
+    )
+
+
+def _shape(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return f"an object with keys {sorted(map(str, value))[:10]}"
+    if isinstance(value, list):
+        kinds = sorted({type(v).__name__ for v in value})
+        return f"a list of {', '.join(kinds)}"
+    return "null" if value is None else f"a {type(value).__name__}"
 
 
 def parse_retry_after(value: str | None, *, now: Callable[[], float] = time.time) -> float | None:
@@ -215,6 +254,8 @@ class EnOSClient:
         self.limiter = RateLimiter(self.fetch_config.max_rps, clock=clock, sleep=sleep)
         self.tokens = TokenCache(self._fetch_token, clock=clock)
         self.stats = ClientStats()
+        self._instances = f"/{config.service_path}/flowInstances"
+        self._time = f"/{config.service_path}/time"
 
     def __repr__(self) -> str:
         return f"EnOSClient(base_url={self.config.base_url!r}, org_id={self.config.org_id!r})"
@@ -242,7 +283,7 @@ class EnOSClient:
         """
         params = {"action": "get", "flowInstId": instance_id, **self._identity()}
         try:
-            data = self._call("GET", INSTANCES_PATH, params)
+            data = self._call("GET", self._instances, params)
         except ApiError as exc:
             exc.instance_id = instance_id
             raise
@@ -257,49 +298,61 @@ class EnOSClient:
             )
         return data
 
-    def list_flow_instances(
+    def list_page(
         self,
         *,
-        from_time: datetime,
-        to_time: datetime,
-        type: int = 1,
+        from_ms: int,
+        to_ms: int,
+        type: int,
+        page_no: int = 1,
+        page_size: int = 100,
         status: str = "",
         owner: str = "",
         expression: str = "",
-        page_size: int = 200,
-    ) -> Iterator[dict[str, Any]]:
-        """Yield every instance whose trigger time is in ``[from_time, to_time)``.
+    ) -> list[dict[str, Any]]:
+        """Return one page of List Flow Instances: whole FlowInstance records.
 
-        Times must be time-zone aware. Pages are fetched lazily until a short page.
+        ``from_ms`` and ``to_ms`` are epoch milliseconds; the documentation says only
+        that trigger times "fall between" them, so callers treat both ends as inclusive.
+        Pages are numbered from 1 and sorted by trigger time, oldest first.
+
+        Raises:
+            UnexpectedAnswerError: ``data`` is neither ``{"flowInsts": [...]}`` nor a list.
+            FatalApiError: the gateway refused a parameter (62102) or the user (62101).
+            ApiError: any other failure, after retries where they can help.
         """
-        if from_time.tzinfo is None or to_time.tzinfo is None:
-            raise ValueError("from_time and to_time must be time-zone aware")
+        pagination = {
+            "pageNo": page_no,
+            "pageSize": page_size,
+            "sorters": [{"field": SORT_FIELD, "order": "ASC"}],
+        }
+        body = {
+            "type": type,
+            "expression": expression,
+            "owner": owner,
+            "fromTriggerTime": from_ms,
+            "toTriggerTime": to_ms,
+            "status": status,
+            "pagination": pagination,
+        }
         params = {"action": "search", **self._identity()}
-        page = 0
-        while True:
-            body = {
-                "type": type,
-                "expression": expression,
-                "owner": owner,
-                "fromTriggerTime": int(from_time.timestamp() * 1000),
-                "toTriggerTime": int(to_time.timestamp() * 1000),
-                "status": status,
-                "pagination": {
-                    "pageNo": page,
-                    "pageSize": page_size,
-                    "sorters": [{"field": "start_time", "order": "ASC"}],
-                },
-            }
-            data = self._call("POST", INSTANCES_PATH, params, body)
-            items = data if isinstance(data, list) else (data or {}).get("data", [])
-            yield from items
-            if len(items) < page_size:
-                return
-            page += 1
+        try:
+            data = self._call("POST", self._instances, params, body)
+        except PermanentApiError as exc:
+            if exc.api_code != _INVALID_PARAMETER or isinstance(exc, FatalApiError):
+                raise
+            raise FatalApiError(
+                f"List Flow Instances {exc.message} in a request with type {type}, "
+                f"status {status!r}, sorters field {SORT_FIELD!r}, pageNo {page_no}, "
+                f"pageSize {page_size}",
+                http_status=exc.http_status,
+                api_code=exc.api_code,
+            ) from exc
+        return flow_insts(data)
 
     def get_timezone(self) -> tzinfo:
         """Ask the gateway for the server's time zone (naive timestamps are in it)."""
-        data = self._call("GET", TIME_PATH, {"action": "getTimeZone"})
+        data = self._call("GET", self._time, {"action": "getTimeZone"})
         if not isinstance(data, Mapping) or not isinstance(data.get("timezone"), str):
             raise TransientApiError("malformed Get Time Zone answer")
         return parse_timezone(data["timezone"])
@@ -430,4 +483,4 @@ class EnOSClient:
         return str(data["accessToken"]), max(lifetime, 1.0)
 
 
-__all__ = ["SERVICE", "ClientStats", "EnOSClient", "classify", "parse_retry_after"]
+__all__ = ["SORT_FIELD", "ClientStats", "EnOSClient", "classify", "flow_insts", "parse_retry_after"]

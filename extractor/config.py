@@ -2,9 +2,9 @@
 
 Precedence, highest first: explicit arguments, environment variables
 (``ENOS_GATEWAY``, ``ENOS_APP_KEY``, ``ENOS_APP_SECRET``, ``ENOS_ORG_ID``,
-``ENOS_USER_ID``, ``ENOS_TIMEZONE``), then the TOML file named by ``--config`` or
-``ENOS_CONFIG``. ``HTTPS_PROXY``/``NO_PROXY`` and ``REQUESTS_CA_BUNDLE`` are honoured as
-requests would. A file looks like::
+``ENOS_USER_ID``, ``ENOS_TIMEZONE``, ``ENOS_SERVICE_PATH``), then the TOML file named
+by ``--config`` or ``ENOS_CONFIG``. ``HTTPS_PROXY``/``NO_PROXY`` and
+``REQUESTS_CA_BUNDLE`` are honoured as requests would. A file looks like::
 
     [gateway]
     url = "https://apim-gateway.example.com"
@@ -13,6 +13,7 @@ requests would. A file looks like::
     org_id = "o15..."
     user_id = "u15..."
     timezone = "Asia/Shanghai"   # optional: skip the Get Time Zone call
+    service_path = "batch-processing-service/v2.1"   # optional; v2.0 platforms differ
 """
 
 from __future__ import annotations
@@ -37,7 +38,13 @@ ENV_VARS: Mapping[str, str] = {
     "org_id": "ENOS_ORG_ID",
     "user_id": "ENOS_USER_ID",
     "timezone": "ENOS_TIMEZONE",
+    "service_path": "ENOS_SERVICE_PATH",
 }
+_OPTIONAL = frozenset({"timezone", "service_path"})
+DEFAULT_SERVICE_PATH = "batch-processing-service/v2.1"
+"""The Batch Processing Service from EnOS 2.1.2 on; older platforms serve
+``dataflow-batch-service/v2.0``."""
+_SERVICE_PATH = re.compile(r"^[A-Za-z0-9._~-]+(?:/[A-Za-z0-9._~-]+)*$")
 _FILE_KEYS: Mapping[str, str] = {"url": "base_url"}
 _GMT_OFFSET = re.compile(r"^(?:GMT|UTC)\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?$", re.IGNORECASE)
 
@@ -56,6 +63,7 @@ class GatewayConfig:
     ca_bundle: str | None = None
     proxies: Mapping[str, str] = field(default_factory=dict)
     timezone: str | None = None
+    service_path: str = DEFAULT_SERVICE_PATH
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.base_url)
@@ -70,6 +78,13 @@ class GatewayConfig:
             raise ConfigError(f"timeout_s must be positive, got {self.timeout_s}")
         if self.timezone is not None:
             parse_timezone(self.timezone)
+        service = self.service_path.strip("/") if isinstance(self.service_path, str) else None
+        if not service or not _SERVICE_PATH.match(service):
+            raise ConfigError(
+                "service_path must be a URL path like batch-processing-service/v2.1, "
+                f"got {self.service_path!r}"
+            )
+        object.__setattr__(self, "service_path", service)
         object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
 
 
@@ -84,6 +99,12 @@ class FetchConfig:
     backoff_base_s: float = 0.2
     backoff_max_s: float = 30.0
     batch_size: int = 2000
+    page_size: int = 100
+    """Instances per List Flow Instances page."""
+    max_depth: int = 10_000
+    """Records one discovery query may page through before its window is bisected."""
+    split: timedelta = timedelta(days=1)
+    """Discovery pages a long window as sub-windows this long, concurrently."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.workers <= 512:
@@ -96,6 +117,12 @@ class FetchConfig:
             raise ConfigError("deadline and backoff times must be positive")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {self.batch_size}")
+        if not 1 <= self.page_size <= 10_000:
+            raise ConfigError(f"page_size must be between 1 and 10000, got {self.page_size}")
+        if self.max_depth < self.page_size:
+            raise ConfigError(f"max_depth must be at least page_size, got {self.max_depth}")
+        if self.split < timedelta(seconds=1):
+            raise ConfigError(f"split must be at least a second, got {self.split}")
 
 
 def parse_timezone(name: str) -> tzinfo:
@@ -146,7 +173,7 @@ def load_gateway_config(
     for name, value in (overrides or {}).items():
         if value is not None:
             values[name] = value
-    missing = [f"{n} ({ENV_VARS[n]})" for n in ENV_VARS if n != "timezone" and not values.get(n)]
+    missing = [f"{n} ({ENV_VARS[n]})" for n in ENV_VARS if n not in _OPTIONAL and not values.get(n)]
     if missing:
         raise ConfigError("missing gateway settings: " + ", ".join(missing))
     values.setdefault("ca_bundle", env.get("REQUESTS_CA_BUNDLE") or env.get("SSL_CERT_FILE"))

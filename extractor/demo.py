@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import itertools
+import collections
 import sqlite3
 import sys
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from extractor.client import EnOSClient
@@ -14,8 +14,10 @@ from extractor.destinations import ParquetDestination, SqlDestination
 from extractor.loaders import connect
 from extractor.pipeline import Destination, run_extract
 from extractor.simulator import Population, SimCredentials, Simulator
+from extractor.sources import discovered
 from extractor.views import create_views
 
+_SECOND = timedelta(seconds=1)
 _SUMMARY_QUERIES = {
     "Instances by status": """
         SELECT status_name, COUNT(*) FROM flow_instances
@@ -59,12 +61,10 @@ def run_demo(out: Path, *, instances: int = 400) -> int:
             f"simulator on {sim.url}; discovering and extracting {instances} instances",
             file=sys.stderr,
         )
+        start, end = _window_of(population, instances)
         with EnOSClient(gateway, fetch=fetch) as client:
-            found = client.list_flow_instances(
-                from_time=datetime(2026, 1, 1, tzinfo=UTC), to_time=datetime(2026, 3, 1, tzinfo=UTC)
-            )
-            ids = itertools.islice((str(i["instanceId"]) for i in found), instances)
-            report = run_extract(ids, client=client, destinations=dests, fetch=fetch)
+            source = discovered(client, dests, start=start, end=end, fetch=fetch)
+            report = run_extract(source.ids, client=client, destinations=dests, fetch=fetch)
     print(
         f"\nloaded {report.loaded} instances, {report.rows['task_instances']} task instances, "
         f"{report.rows['flow_dependencies']} dependencies, {report.rows['task_relations']} "
@@ -78,6 +78,17 @@ def run_demo(out: Path, *, instances: int = 400) -> int:
     print(f"\nBI views created in the SQLite database: {', '.join(views)}")
     print(f"\nSQLite: {out / 'warehouse.sqlite'}\nParquet: {out / 'parquet'}/")
     return report.exit_code
+
+
+def _window_of(population: Population, instances: int) -> tuple[datetime, datetime]:
+    """The trigger times that hold the population's first ``instances`` instances, as
+    discovery asks for them."""
+    last = collections.deque(population.ids(limit=instances), maxlen=1)
+    plan = population.plan(last[0]) if last else None
+    if plan is None:
+        raise ValueError(f"the simulator holds no {instances} instances")
+    zone = population.zone
+    return population.start.replace(tzinfo=zone), (plan.trigger + _SECOND).replace(tzinfo=zone)
 
 
 def _print_summary(db: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow.dataset as ds
@@ -71,20 +72,22 @@ class SqlDestination:
         with self.engine.connect() as conn:
             return set(conn.execute(query).scalars())
 
-    def moving_ids(self) -> list[str]:
-        """Instances loaded in a status that can still change (RUNNING, WAIT, ...)."""
+    def moving(self) -> dict[str, datetime | None]:
+        """Instances loaded in a status that can still change (RUNNING, WAIT, ...), with
+        their trigger times (UTC)."""
         if not self._exists(INSTANCES.name):
-            return []
+            return {}
         table = self._table(
             INSTANCES.name,
             sa.Column("instance_id", sa.Text),
             sa.Column("is_terminal", sa.Boolean),
+            sa.Column("trigger_time", sa.DateTime(timezone=True)),
         )
-        query = sa.select(table.c.instance_id).where(
+        query = sa.select(table.c.instance_id, table.c.trigger_time).where(
             sa.or_(table.c.is_terminal.is_(False), table.c.is_terminal.is_(None))
         )
         with self.engine.connect() as conn:
-            return list(conn.execute(query).scalars())
+            return {i: _utc(t) for i, t in conn.execute(query)}
 
 
 class ParquetDestination:
@@ -107,12 +110,17 @@ class ParquetDestination:
             self.mode = "upsert"
 
     def _read(self, name: str, expression: ds.Expression | None = None) -> list[str]:
+        return [str(v) for v in self._columns(name, ["instance_id"], expression)[0]]
+
+    def _columns(
+        self, name: str, columns: list[str], expression: ds.Expression | None = None
+    ) -> list[list[object]]:
         folder = self.path / name
         if not any(folder.glob("**/*.parquet")):
-            return []
+            return [[] for _ in columns]
         dataset = ds.dataset(folder, format="parquet", partitioning="hive")
-        table = dataset.to_table(columns=["instance_id"], filter=expression)
-        return [str(v) for v in table.column("instance_id").to_pylist()]
+        table = dataset.to_table(columns=columns, filter=expression)
+        return [table.column(c).to_pylist() for c in columns]
 
     def failed_ids(self) -> list[str]:
         return self._read(FAILURES.name)
@@ -124,7 +132,16 @@ class ParquetDestination:
         wanted = ds.field("instance_id").isin(ids) & (ds.field("is_terminal") == True)  # noqa: E712
         return set(self._read(INSTANCES.name, wanted))
 
-    def moving_ids(self) -> list[str]:
-        """Instances loaded in a status that can still change (RUNNING, WAIT, ...)."""
+    def moving(self) -> dict[str, datetime | None]:
+        """Instances loaded in a status that can still change (RUNNING, WAIT, ...), with
+        their trigger times (UTC)."""
         moving = (ds.field("is_terminal") == False) | ds.field("is_terminal").is_null()  # noqa: E712
-        return self._read(INSTANCES.name, moving)
+        ids, times = self._columns(INSTANCES.name, ["instance_id", "trigger_time"], moving)
+        return {str(i): _utc(t) for i, t in zip(ids, times, strict=True)}
+
+
+def _utc(value: object) -> datetime | None:
+    """A trigger time as read back: SQLite's are naive, and mean UTC."""
+    if not isinstance(value, datetime):
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -91,6 +91,11 @@ class FatalApiError(PermanentApiError):
     """Every call would fail the same way (wrong gateway URL, wrong org): stop the run."""
 
 
+class UnexpectedAnswerError(FatalApiError):
+    """The gateway answered in a shape this version does not know. Reading it as "no
+    instances" would lose data silently, so the run stops and names what came back."""
+
+
 class AuthError(FatalApiError):
     """Bad credentials or signature: every call would fail, so the run stops."""
 

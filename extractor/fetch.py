@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -48,14 +48,21 @@ class _Done:
 _DONE = _Done()
 
 
+Item = str | Mapping[str, Any]
+"""What the fetcher takes: an ID to get, or a whole record a list page already carried."""
+
+
 def fetch_instances(
     client: InstanceSource,
-    ids: Iterable[str],
+    ids: Iterable[Item],
     *,
     workers: int = 16,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> Iterator[Fetched | Failed]:
-    """Yield a :class:`Fetched` or :class:`Failed` for every ID, in completion order.
+    """Yield a :class:`Fetched` or :class:`Failed` for every item, in completion order.
+
+    An ID costs a Get Flow Instance call; a record (from a List Flow Instances page)
+    passes through as it is.
 
     Raises:
         FatalApiError: the gateway refused us in a way that every call would repeat, or
@@ -68,7 +75,7 @@ def fetch_instances(
     stop = threading.Event()
     fatal: list[Exception] = []
 
-    def next_id() -> str | None:
+    def next_id() -> Item | None:
         with source_lock:
             return next(source, None)
 
@@ -76,7 +83,7 @@ def fetch_instances(
         try:
             while not stop.is_set():
                 try:
-                    instance_id = next_id()
+                    item = next_id()
                 except ApiError as exc:  # discovering IDs failed: nothing more to fetch
                     fatal.append(FatalApiError(f"listing flow instances failed: {exc.message}"))
                     stop.set()
@@ -85,8 +92,12 @@ def fetch_instances(
                     fatal.append(exc)
                     stop.set()
                     return
-                if instance_id is None:
+                if item is None:
                     return
+                if not isinstance(item, str):
+                    _put(Fetched(_id_of(item), dict(item), now()))
+                    continue
+                instance_id = item
                 try:
                     record = client.get_flow_instance(instance_id)
                 except FatalApiError as exc:
@@ -138,3 +149,10 @@ def fetch_instances(
             t.join()
     if fatal:
         raise fatal[0]
+
+
+def _id_of(record: Mapping[str, Any]) -> str:
+    """The ID a listed record gives itself; empty when it has none (the flattener then
+    rejects it with the reason)."""
+    value = record.get("instanceId")
+    return str(value) if isinstance(value, str | int) and not isinstance(value, bool) else ""

@@ -322,6 +322,7 @@ def _flatten(
             as_date(record.get("calDt"), "calDt"),
             as_bool(record.get("hasEditPri"), "hasEditPri"),
             as_bool(record.get("hasReadPri"), "hasReadPri"),
+            as_bool(record.get("isCancelled"), "isCancelled"),
             as_text(graph.get("creator")),
             as_text(graph.get("owners")),
             as_text(graph.get("alertTo")),

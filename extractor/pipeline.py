@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from extractor.client import EnOSClient
 from extractor.config import FetchConfig, GatewayConfig, parse_timezone
 from extractor.errors import ApiError, FatalApiError, RecordError
-from extractor.fetch import Failed, Fetched, fetch_instances
+from extractor.fetch import Failed, Fetched, Item, fetch_instances
 from extractor.flatten import canonical_json, flatten_records
 from extractor.frames import FlowFrames, build_frames
 from extractor.state import StateStore
@@ -39,7 +39,7 @@ class Destination(Protocol):
 
     def terminal_ids(self, ids: list[str]) -> set[str]: ...
 
-    def moving_ids(self) -> list[str]: ...
+    def moving(self) -> dict[str, datetime | None]: ...
 
 
 @dataclass
@@ -61,6 +61,7 @@ class RunReport:
     throttled: int = 0
     throttle_events: int = 0
     token_refreshes: int = 0
+    calls: int = 0
     started_at: float = field(default_factory=time.monotonic)
     seconds: float = 0.0
     fatal_error: str | None = None
@@ -69,6 +70,11 @@ class RunReport:
     @property
     def instances_per_s(self) -> float:
         return (self.fetched + self.failed) / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def calls_per_instance(self) -> float | None:
+        """Gateway calls (token calls aside) per instance loaded; None before any loads."""
+        return self.calls / self.loaded if self.loaded else None
 
     @property
     def exit_code(self) -> int:
@@ -96,6 +102,10 @@ class RunReport:
             "throttled_answers": self.throttled,
             "throttle_slowdowns": self.throttle_events,
             "token_refreshes": self.token_refreshes,
+            "calls": self.calls,
+            "calls_per_instance": (
+                None if self.calls_per_instance is None else round(self.calls_per_instance, 4)
+            ),
             "seconds": round(self.seconds, 3),
             "instances_per_s": round(self.instances_per_s, 1),
             "fatal_error": self.fatal_error,
@@ -137,14 +147,27 @@ def failure_row(
 def flatten(
     records: Iterable[Any],
     *,
-    source_tz: tzinfo = UTC,
+    source_tz: tzinfo | str = UTC,
     extracted_at: datetime | None = None,
 ) -> FlowFrames:
-    """Flatten Get Flow Instance records (``data`` objects or envelopes) into tables.
+    """Flatten Get or List Flow Instances records (``data`` objects or envelopes) into
+    tables.
 
     A record that cannot be flattened becomes a ``failed_instances`` row with the
-    reason; the others flatten. Naive timestamps are read in ``source_tz``.
+    reason; the others flatten. Naive timestamps are read in ``source_tz``: a
+    ``tzinfo``, or a zone name as Get Time Zone or IANA write it (``"GMT+8"``,
+    ``"Asia/Shanghai"``).
+
+    Raises:
+        TypeError: ``source_tz`` is neither.
+        ConfigError: ``source_tz`` names no known zone.
     """
+    if isinstance(source_tz, str):
+        source_tz = parse_timezone(source_tz)
+    elif not isinstance(source_tz, tzinfo):
+        raise TypeError(
+            f"source_tz must be a tzinfo or a zone name, got {type(source_tz).__name__}"
+        )
     when = extracted_at or datetime.now(UTC)
     rows = flatten_records(records, source_tz=source_tz, extracted_at=when)
     failures = [
@@ -174,8 +197,8 @@ class _Collector:
     def terminal_ids(self, ids: list[str]) -> set[str]:
         return set()
 
-    def moving_ids(self) -> list[str]:
-        return []
+    def moving(self) -> dict[str, datetime | None]:
+        return {}
 
 
 def extract(
@@ -215,7 +238,7 @@ def resolve_timezone(client: EnOSClient, source_tz: tzinfo | None) -> tzinfo:
 
 
 def run_extract(
-    ids: Iterable[str],
+    ids: Iterable[Item],
     *,
     client: EnOSClient,
     destinations: Sequence[Destination],
@@ -225,6 +248,9 @@ def run_extract(
     on_progress: ProgressCallback | None = None,
 ) -> RunReport:
     """Fetch, flatten and load ``ids`` in batches; resume an unfinished identical run.
+
+    An item is an instance ID (fetched with Get Flow Instance) or a whole record that a
+    List Flow Instances page already carried (loaded as it is, with no call).
 
     Never raises for a per-ID failure: those are recorded in ``failed_instances`` and
     counted in the report. A fatal error (bad credentials, wrong gateway) ends the run
@@ -263,24 +289,29 @@ def run_extract(
 
 
 def _pending(
-    ids: Iterable[str], stores: Sequence[StateStore], report: RunReport, chunk: int
-) -> Iterator[str]:
-    """Stream the IDs still to do, skipping those every destination has checkpointed."""
-    buffer: list[str] = []
+    ids: Iterable[Item], stores: Sequence[StateStore], report: RunReport, chunk: int
+) -> Iterator[Item]:
+    """Stream the items still to do, skipping those every destination has checkpointed."""
+    buffer: list[tuple[str, Item]] = []
 
-    def drain() -> Iterator[str]:
-        done = (
-            set.intersection(*(s.done(report.run_key, buffer) for s in stores)) if stores else set()
-        )
-        report.skipped += len(done)
-        yield from (i for i in buffer if i not in done)
+    def drain() -> Iterator[Item]:
+        keys = [key for key, _ in buffer]
+        done: set[str] = set()
+        if stores:
+            done = set.intersection(*(s.done(report.run_key, keys) for s in stores))
+        report.skipped += sum(1 for key in keys if key in done)
+        yield from (item for key, item in buffer if key not in done)
 
     for raw in ids:
-        instance_id = raw.strip()
-        if not instance_id:
-            continue
+        item: Item
+        if isinstance(raw, str):
+            item = key = raw.strip()
+            if not key:
+                continue
+        else:
+            item, key = raw, str(raw.get("instanceId") or "")
         report.ids_seen += 1
-        buffer.append(instance_id)
+        buffer.append((key, item))
         if len(buffer) >= chunk:
             yield from drain()
             buffer = []
@@ -302,7 +333,7 @@ def _flush(
         [item.record for item in fetched],
         source_tz=tz,
         extracted_at=[item.fetched_at for item in fetched],
-        expected_ids=[item.instance_id for item in fetched],
+        expected_ids=[item.instance_id or None for item in fetched],
     )
     rejected = {r.position: r for r in rows.rejects}
     failures: list[tuple[Any, ...]] = []
@@ -357,5 +388,6 @@ def _progress(report: RunReport, client: EnOSClient, on_progress: ProgressCallba
     report.throttled = client.stats.throttled
     report.throttle_events = client.limiter.throttle_events
     report.token_refreshes = client.stats.token_refreshes
+    report.calls = client.stats.calls
     if on_progress is not None:
         on_progress(report)

@@ -117,6 +117,12 @@ INSTANCES = Table(
         _C("cal_dt", "date", "Business date.", "calDt"),
         _C("has_edit_pri", "bool", "Whether the caller may edit the flow.", "hasEditPri"),
         _C("has_read_pri", "bool", "Whether the caller may read the flow.", "hasReadPri"),
+        _C(
+            "is_cancelled",
+            "bool",
+            "Whether the run was cancelled; only List Flow Instances sends it.",
+            "isCancelled",
+        ),
         _C("creator", "string", "User name of the flow's creator.", "graph.creator"),
         _C("owners", "string", "Owners' user names, separated by ';'.", "graph.owners"),
         _C("alert_to", "string", "Alert recipients as configured.", "graph.alertTo"),

@@ -16,7 +16,10 @@ from pathlib import Path
 from typing import TextIO
 
 from extractor.client import EnOSClient
+from extractor.config import FetchConfig
+from extractor.discovery import ALL_TYPES, Detail, as_items, discover, windows
 from extractor.errors import ConfigError
+from extractor.fetch import Item
 from extractor.pipeline import Destination
 
 
@@ -25,7 +28,7 @@ class IdSource:
     """IDs to fetch, how many when that is cheap to know, and the run's identity
     (empty when the run cannot be resumed)."""
 
-    ids: Iterator[str]
+    ids: Iterator[Item]
     total: int | None
     identity: str
 
@@ -66,17 +69,22 @@ def discovered(
     *,
     start: datetime,
     end: datetime,
-    type: int = 1,
+    types: Sequence[int] = ALL_TYPES,
     status: str = "",
+    detail: Detail = "full",
+    fetch: FetchConfig | None = None,
 ) -> IdSource:
-    """The instances List Flow Instances finds triggered in ``[start, end)``, of one
-    instance type and (comma-separated codes) statuses."""
+    """The instances List Flow Instances finds triggered in ``[start, end)``, of the
+    given instance types and (comma-separated codes) statuses: their IDs to fetch, or
+    with ``detail="list"`` the records themselves."""
     if end <= start:
         raise ConfigError("--to must be after --from")
-    found = client.list_flow_instances(from_time=start, to_time=end, type=type, status=status)
-    window = f"{start.isoformat()}:{end.isoformat()}:{type}:{status}"
-    ids = (str(i["instanceId"]) for i in found if "instanceId" in i)
-    return IdSource(ids, None, f"window:{window}>{_where(destinations)}")
+    policy = fetch or client.fetch_config
+    queries = windows(start, end, types=types, split=policy.split)
+    found = discover(client, queries, fetch=policy, status=status)
+    kinds = ",".join(map(str, sorted(set(types))))
+    window = f"{start.isoformat()}:{end.isoformat()}:{kinds}:{status}:{detail}"
+    return IdSource(as_items(found, detail), None, f"window:{window}>{_where(destinations)}")
 
 
 def read_lines(stream: TextIO) -> Iterator[str]:

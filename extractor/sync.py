@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 
 from extractor.client import EnOSClient
 from extractor.config import FetchConfig
+from extractor.discovery import ALL_TYPES, Detail, Window, around, as_items, discover, windows
 from extractor.errors import ConfigError
+from extractor.fetch import Item
 from extractor.pipeline import Destination, ProgressCallback, RunReport, run_extract
 
 SYNC_WATERMARK = "sync"
-ALL_TYPES = (0, 1, 2)
 
 
 def run_sync(
@@ -22,20 +23,28 @@ def run_sync(
     since: datetime | None = None,
     lookback: timedelta = timedelta(hours=1),
     types: Sequence[int] = ALL_TYPES,
+    detail: Detail = "full",
     fetch: FetchConfig | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> RunReport:
     """Bring the destinations up to date with the gateway; safe to run every few minutes.
 
     Discovers instances triggered in ``[since, until)`` (``since`` defaults to the stored
-    watermark minus ``lookback``, so late-appearing instances are caught), fetches
+    watermark minus ``lookback``, so late-appearing instances are caught) and loads
     those not yet loaded in a terminal status, every loaded instance still moving
     (RUNNING, WAIT, ...) and every ID in ``failed_instances``, then stores ``until`` as
     the new watermark in each destination. Overlapping windows only re-load rows.
 
+    With ``detail="full"`` each of them is fetched with Get Flow Instance. With
+    ``detail="list"`` the records of the List Flow Instances pages are loaded as they
+    are (no task status): moving instances are refreshed from the pages of windows
+    around their trigger times, and only failed IDs, or moving ones those pages no
+    longer hold, cost a Get call.
+
     Raises:
         ConfigError: no ``since`` and no stored watermark (the first sync needs one).
     """
+    policy = fetch or client.fetch_config
     stores = [d.state for d in destinations if d.state is not None]
     mark = watermark_name(types)
     if since is None:
@@ -47,9 +56,10 @@ def run_sync(
         raise ConfigError("sync times must be time-zone aware")
     if until <= since:
         raise ConfigError(f"nothing to sync: {since.isoformat()} is not before {until}")
-    ids = _sync_ids(client, destinations, since, until, types)
+    queries = windows(since, until, types=types, split=policy.split)
+    items = _sync_items(client, destinations, queries, types, policy, detail)
     report = run_extract(
-        ids, client=client, destinations=destinations, fetch=fetch, on_progress=on_progress
+        items, client=client, destinations=destinations, fetch=policy, on_progress=on_progress
     )
     if report.fatal_error is None:
         for store in stores:
@@ -70,40 +80,59 @@ def watermark_name(types: Sequence[int]) -> str:
     return f"{SYNC_WATERMARK}:types={','.join(map(str, kinds))}"
 
 
-def _sync_ids(
+def _sync_items(
     client: EnOSClient,
     destinations: Sequence[Destination],
-    since: datetime,
-    until: datetime,
+    queries: Sequence[Window],
     types: Sequence[int],
-) -> Iterator[str]:
+    fetch: FetchConfig,
+    detail: Detail,
+) -> Iterator[Item]:
     queued: set[str] = set()
-    for kind in types:
-        found = client.list_flow_instances(from_time=since, to_time=until, type=kind)
-        chunk: list[str] = []
-        for item in found:
-            instance_id = str(item.get("instanceId") or "")
-            if instance_id and instance_id not in queued:
-                chunk.append(instance_id)
-            if len(chunk) >= 500:
-                yield from _not_settled(chunk, destinations, queued)
-                chunk = []
-        yield from _not_settled(chunk, destinations, queued)
+    found = discover(client, queries, fetch=fetch)
+    yield from _not_settled(as_items(found, detail), destinations, queued)
+    moving: dict[str, datetime | None] = {}
     for dest in destinations:
-        for instance_id in [*dest.moving_ids(), *dest.failed_ids()]:
-            if instance_id not in queued:
+        moving.update(dest.moving())
+    times = [t for i, t in moving.items() if t is not None and i not in queued]
+    if detail == "list" and times:
+        for record in discover(client, around(times, types=types), fetch=fetch):
+            instance_id = str(record.get("instanceId"))
+            if instance_id in moving and instance_id not in queued:
                 queued.add(instance_id)
-                yield instance_id
+                yield record
+    failed = [i for dest in destinations for i in dest.failed_ids()]
+    for instance_id in [*moving, *failed]:
+        if instance_id not in queued:
+            queued.add(instance_id)
+            yield instance_id
 
 
 def _not_settled(
-    chunk: list[str], destinations: Sequence[Destination], queued: set[str]
-) -> Iterator[str]:
-    """IDs some destination lacks or holds in a status that can still change."""
+    items: Iterable[Item], destinations: Sequence[Destination], queued: set[str]
+) -> Iterator[Item]:
+    """Items some destination lacks or holds in a status that can still change."""
+    chunk: list[tuple[str, Item]] = []
+    for item in items:
+        key = item if isinstance(item, str) else str(item.get("instanceId") or "")
+        if key not in queued:
+            chunk.append((key, item))
+        if len(chunk) >= 500:
+            yield from _unsettled(chunk, destinations, queued)
+            chunk = []
+    yield from _unsettled(chunk, destinations, queued)
+
+
+def _unsettled(
+    chunk: list[tuple[str, Item]], destinations: Sequence[Destination], queued: set[str]
+) -> Iterator[Item]:
     if not chunk:
         return
-    settled = set.intersection(*(d.terminal_ids(chunk) for d in destinations))
-    for instance_id in chunk:
-        if instance_id not in settled and instance_id not in queued:
-            queued.add(instance_id)
-            yield instance_id
+    keys = [key for key, _ in chunk if key]
+    settled = set.intersection(*(d.terminal_ids(keys) for d in destinations))
+    for key, item in chunk:
+        if not key:
+            yield item
+        elif key not in settled and key not in queued:
+            queued.add(key)
+            yield item

@@ -25,6 +25,7 @@ CREATE TABLE IF NOT EXISTS "flow_instances" (
     cal_dt DATE,
     has_edit_pri BOOLEAN,
     has_read_pri BOOLEAN,
+    is_cancelled BOOLEAN,
     creator TEXT,
     owners TEXT,
     alert_to TEXT,
@@ -80,6 +81,7 @@ COMMENT ON COLUMN "flow_instances".alert_mode_name IS 'none, email, sms or email
 COMMENT ON COLUMN "flow_instances".cal_dt IS 'Business date.';
 COMMENT ON COLUMN "flow_instances".has_edit_pri IS 'Whether the caller may edit the flow.';
 COMMENT ON COLUMN "flow_instances".has_read_pri IS 'Whether the caller may read the flow.';
+COMMENT ON COLUMN "flow_instances".is_cancelled IS 'Whether the run was cancelled; only List Flow Instances sends it.';
 COMMENT ON COLUMN "flow_instances".creator IS 'User name of the flow''s creator.';
 COMMENT ON COLUMN "flow_instances".owners IS 'Owners'' user names, separated by '';''.';
 COMMENT ON COLUMN "flow_instances".alert_to IS 'Alert recipients as configured.';

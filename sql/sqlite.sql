@@ -25,6 +25,7 @@ CREATE TABLE IF NOT EXISTS "flow_instances" (
     cal_dt DATE,
     has_edit_pri BOOLEAN,
     has_read_pri BOOLEAN,
+    is_cancelled BOOLEAN,
     creator TEXT,
     owners TEXT,
     alert_to TEXT,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -12,7 +12,7 @@ import requests
 import requests_mock
 
 from extractor.auth import signature, token_encryption
-from extractor.client import INSTANCES_PATH, TIME_PATH, EnOSClient, classify
+from extractor.client import EnOSClient, classify
 from extractor.config import FetchConfig, GatewayConfig
 from extractor.errors import (
     ApiError,
@@ -24,8 +24,11 @@ from extractor.errors import (
     ThrottledError,
     TokenExpiredError,
     TransientApiError,
+    UnexpectedAnswerError,
 )
 
+INSTANCES_PATH = "/batch-processing-service/v2.1/flowInstances"
+TIME_PATH = "/batch-processing-service/v2.1/time"
 BASE = "https://gateway.test"
 SECRET = "s3cr3t-value-never-printed"
 TOKEN_URL = f"{BASE}/apim-token-service/v2.0/token/get"
@@ -113,17 +116,16 @@ def test_every_call_is_signed_as_documented(
 def test_post_signature_covers_the_exact_body(
     gateway: GatewayConfig, fake_time: FakeTime, mock: Any
 ) -> None:
-    mock.post(GET_URL, **ok([]))
+    mock.post(GET_URL, **ok({"flowInsts": [], "count": 0}))
     client = make_client(gateway, fake_time)
-    start = datetime(2026, 1, 1, tzinfo=UTC)
-    assert list(client.list_flow_instances(from_time=start, to_time=start + timedelta(1))) == []
+    assert client.list_page(from_ms=1767225600000, to_ms=1767311999999, type=1) == []
     call = mock.request_history[-1]
     params = dict(parse_qsl(urlsplit(call.url).query))
     expected = signature("tok-1", params, call.body, int(call.headers["apim-timestamp"]), SECRET)
     assert call.headers["apim-signature"] == expected
     body = json.loads(call.body)
     assert body["fromTriggerTime"] == 1767225600000
-    assert body["pagination"]["pageNo"] == 0
+    assert body["pagination"]["pageNo"] == 1
 
 
 def test_token_is_reused_then_refreshed_before_expiry(
@@ -286,23 +288,87 @@ def test_unreachable_gateway(gateway: GatewayConfig, fake_time: FakeTime, mock: 
         make_client(gateway, fake_time, max_attempts=2).get_flow_instance("x")
 
 
-def test_listing_pages_until_a_short_page(
+def test_list_page_sends_the_documented_body(
     gateway: GatewayConfig, fake_time: FakeTime, mock: Any
 ) -> None:
-    pages = [[{"instanceId": f"{p}-{i}"} for i in range(n)] for p, n in enumerate([2, 2, 1])]
-    mock.post(GET_URL, [ok(page) for page in pages])
+    records = [{"instanceId": "1-a"}, {"instanceId": "1-b"}]
+    mock.post(GET_URL, **ok({"flowInsts": records, "count": 2}))
     client = make_client(gateway, fake_time)
-    start = datetime(2026, 1, 1, tzinfo=UTC)
-    found = list(
-        client.list_flow_instances(from_time=start, to_time=start + timedelta(1), page_size=2)
+    found = client.list_page(from_ms=10, to_ms=20, type=2, page_no=3, page_size=2, status="1,-1")
+    assert found == records
+    call = mock.request_history[-1]
+    assert dict(parse_qsl(urlsplit(call.url).query)) == {
+        "action": "search",
+        "userId": "u1",
+        "orgId": "o1",
+    }
+    assert json.loads(call.body) == {
+        "type": 2,
+        "expression": "",
+        "owner": "",
+        "fromTriggerTime": 10,
+        "toTriggerTime": 20,
+        "status": "1,-1",
+        "pagination": {
+            "pageNo": 3,
+            "pageSize": 2,
+            "sorters": [{"field": "triggerTime", "order": "ASC"}],
+        },
+    }
+
+
+def test_list_page_accepts_a_bare_list(
+    gateway: GatewayConfig, fake_time: FakeTime, mock: Any
+) -> None:
+    mock.post(GET_URL, **ok([{"instanceId": "1-a"}]))
+    client = make_client(gateway, fake_time)
+    assert client.list_page(from_ms=0, to_ms=1, type=1) == [{"instanceId": "1-a"}]
+
+
+@pytest.mark.parametrize(
+    ("data", "named"),
+    [
+        pytest.param({"data": [], "total": 0}, "keys ['data', 'total']", id="old-reading"),
+        pytest.param(None, "null", id="null"),
+        pytest.param({"flowInsts": None, "count": 0}, "flowInsts as null", id="flowinsts-null"),
+        pytest.param({"flowInsts": "[]"}, "flowInsts as a str", id="flowinsts-text"),
+        pytest.param([1, 2], "a list of int", id="list-of-numbers"),
+        pytest.param("OK", "a str", id="text"),
+    ],
+)
+def test_an_unknown_list_answer_fails_loudly(
+    gateway: GatewayConfig, fake_time: FakeTime, mock: Any, data: Any, named: str
+) -> None:
+    mock.post(GET_URL, **ok(data))
+    client = make_client(gateway, fake_time)
+    with pytest.raises(UnexpectedAnswerError, match="unknown shape") as caught:
+        client.list_page(from_ms=0, to_ms=1, type=1)
+    assert named in caught.value.message
+    assert isinstance(caught.value, FatalApiError)
+
+
+def test_a_refused_sorter_names_the_field(
+    gateway: GatewayConfig, fake_time: FakeTime, mock: Any
+) -> None:
+    mock.post(GET_URL, json={"code": 62102, "msg": "The sorters field parameter is invalid"})
+    client = make_client(gateway, fake_time)
+    with pytest.raises(FatalApiError, match="sorters field 'triggerTime'") as caught:
+        client.list_page(from_ms=0, to_ms=1, type=1)
+    assert caught.value.api_code == 62102
+    assert len(mock.request_history) == 2  # the token, then one call: no retries
+
+
+def test_service_path_is_configurable(fake_time: FakeTime, mock: Any) -> None:
+    v20 = GatewayConfig(
+        base_url=BASE,
+        app_key="key-1",
+        app_secret=SECRET,
+        org_id="o1",
+        user_id="u1",
+        service_path="/dataflow-batch-service/v2.0/",
     )
-    assert [f["instanceId"] for f in found] == ["0-0", "0-1", "1-0", "1-1", "2-0"]
-    page_numbers = [
-        json.loads(r.body)["pagination"]["pageNo"]
-        for r in mock.request_history
-        if r.url.startswith(GET_URL)
-    ]
-    assert page_numbers == [0, 1, 2]
+    mock.get(f"{BASE}/dataflow-batch-service/v2.0/flowInstances", **ok(INSTANCE))
+    assert make_client(v20, fake_time).get_flow_instance("x") == INSTANCE
 
 
 def test_timezone(gateway: GatewayConfig, fake_time: FakeTime, mock: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -216,27 +217,61 @@ def test_unwritable_destination_is_a_clear_error(
     assert "cannot" in capsys.readouterr().err
 
 
-def test_discovery_by_trigger_window(tmp_path: Path, env: dict[str, str]) -> None:
-    db = tmp_path / "w.sqlite"
+def triggered(pop: Population, low: datetime, high: datetime) -> set[str]:
+    """The IDs of every type triggered in ``[low, high)``, wall clock in the population's
+    zone (the simulator includes both ends of a window)."""
+    low_ms, high_ms = pop.to_epoch_ms(low), pop.to_epoch_ms(high) - 1
+    return {i for kind in (0, 1, 2) for i in pop.search_ids(low_ms, high_ms, type=kind)}
+
+
+@pytest.mark.parametrize("detail", ["full", "list"])
+def test_discovery_loads_exactly_the_window(
+    tmp_path: Path, env: dict[str, str], sim: Simulator, detail: str
+) -> None:
+    db, report = tmp_path / "w.sqlite", tmp_path / "report.json"
+    sim.reset_stats()
     code = main(
         [
             "extract",
             "--from",
-            "2026-01-01T00:00:00+08:00",
+            "2026-01-01T20:00:00+08:00",
             "--to",
-            "2026-01-01T03:00:00+08:00",
+            "2026-01-02T04:00:00+08:00",
+            "--detail",
+            detail,
+            "--page-size",
+            "25",
             "--sqlite",
             str(db),
+            "--report",
+            str(report),
             "--quiet",
         ]
     )
     assert code == 0
     pop = population()
-    window = pop.search_ids(
-        pop.to_epoch_ms(datetime(2026, 1, 1)), pop.to_epoch_ms(datetime(2026, 1, 1, 3))
-    )
-    assert sorted(r[0] for r in table_rows(db, "flow_instances")) == sorted(window)
-    assert window
+    expected = triggered(pop, datetime(2026, 1, 1, 20), datetime(2026, 1, 2, 4))
+    loaded = {r[0] for r in table_rows(db, "flow_instances")}
+    assert loaded == expected and len(expected) > 4 * 25
+    # The window ends at 04:00 sharp, where instances fire: they are not in it.
+    assert triggered(pop, datetime(2026, 1, 2, 4), datetime(2026, 1, 2, 4, 0, 1))
+    with sqlite3.connect(db) as conn:
+        statuses = {r[0] for r in conn.execute("SELECT status FROM task_instances")}
+        flags = conn.execute(
+            "SELECT COUNT(is_cancelled), COUNT(cal_dt), COUNT(alert_mode) FROM flow_instances"
+        ).fetchone()
+    gets = sim.stats.requests.get("get", 0)
+    figures = json.loads(report.read_text())
+    if detail == "full":
+        assert None not in statuses and gets == len(expected)
+        assert flags == (0, len(expected), len(expected))
+    else:
+        assert statuses == {None}, "list pages carry no task status"
+        assert gets == 0
+        assert flags == (len(expected), 0, len(expected)), "alert_mode comes from the graph"
+        assert figures["calls_per_instance"] <= 0.1
+    calls = {k: v for k, v in sim.stats.requests.items() if k != "token"}
+    assert figures["calls"] == sum(calls.values()) == gets + calls["search"] + calls["time"]
 
 
 def test_python_api_returns_frames(sim: Simulator) -> None:
@@ -451,8 +486,9 @@ def _loaded(db: Path) -> int:
         return 0
 
 
+@pytest.mark.parametrize("detail", ["full", "list"])
 def test_sync_converges_as_running_instances_finish(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, detail: str
 ) -> None:
     pop = Population(seed=11, flows=30, start=START, end=END, now=datetime(2026, 1, 1, 6))
     db = tmp_path / "w.sqlite"
@@ -465,7 +501,7 @@ def test_sync_converges_as_running_instances_finish(
             "ENOS_USER_ID": CREDS.user_id,
         }.items():
             monkeypatch.setenv(key, value)
-        sync = ["sync", "--sqlite", str(db), "--quiet", "--type", "1"]
+        sync = ["sync", "--sqlite", str(db), "--quiet", "--detail", detail]
         first = [
             *sync,
             "--since",
@@ -480,14 +516,15 @@ def test_sync_converges_as_running_instances_finish(
         pop.advance(timedelta(hours=3))
         assert main([*sync, "--until", "2026-01-01T09:00:00+08:00"]) == 0
         rows_after = snapshot(db)
+        moving_after = _moving(db)
+        server.reset_stats()
         assert main([*sync, "--until", "2026-01-01T09:00:00+08:00"]) == 0  # repeated run
         assert snapshot(db) == rows_after
+        # The repeated run re-fetches only what can still change.
+        expected_gets = len(moving_after) if detail == "full" else 0
+        assert server.stats.requests.get("get", 0) == expected_gets
 
-    expected = set(
-        pop.search_ids(
-            pop.to_epoch_ms(datetime(2026, 1, 1)), pop.to_epoch_ms(datetime(2026, 1, 1, 9))
-        )
-    )
+    expected = triggered(pop, datetime(2026, 1, 1), datetime(2026, 1, 1, 9))
     with sqlite3.connect(db) as conn:
         loaded = dict(conn.execute("SELECT instance_id, status FROM flow_instances"))
     assert set(loaded) == expected

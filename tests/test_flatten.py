@@ -68,6 +68,7 @@ def test_seed_flow_instance_example() -> None:
         "cal_dt": date(2019, 7, 25),
         "has_edit_pri": False,
         "has_read_pri": True,
+        "is_cancelled": None,
         "creator": "yourCreator",
         "owners": "yourOwners",
         "alert_to": "",

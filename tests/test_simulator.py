@@ -32,6 +32,7 @@ from extractor.simulator import (
     build_simulator,
 )
 from extractor.simulator.faults import FaultState
+from extractor.simulator.population import flow_type
 
 CREDS = SimCredentials()
 USER = {"userId": CREDS.user_id, "orgId": CREDS.org_id}
@@ -167,7 +168,7 @@ def _search_body(population: Population, **changes: Any) -> dict[str, Any]:
         "fromTriggerTime": population.to_epoch_ms(START),
         "toTriggerTime": population.to_epoch_ms(START + timedelta(hours=3)),
         "status": "",
-        "pagination": {"pageNo": 0, "pageSize": 100, "sorters": [{"field": "start_time"}]},
+        "pagination": {"pageNo": 1, "pageSize": 100, "sorters": [{"field": "triggerTime"}]},
     }
     body.update(changes)
     return body
@@ -436,21 +437,25 @@ def test_timezone_label_is_the_standard_offset(zone: str, label: str) -> None:
 def test_search_filters_by_window_status_owner_and_expression(population: Population) -> None:
     low, high = START + timedelta(days=1), START + timedelta(days=2)
     from_ms, to_ms = population.to_epoch_ms(low), population.to_epoch_ms(high)
+    everything = [i for kind in (0, 1, 2) for i in population.search_ids(from_ms, to_ms, type=kind)]
+    trigger = {i: datetime.strptime(i[-14:], "%Y%m%d%H%M%S") for i in population.ids()}
+    expected = [i for i, t in trigger.items() if low <= t <= high]  # both ends included
+    assert sorted(everything) == sorted(expected)
+    assert any(trigger[i] == high for i in everything), "the window's end is included"
+    assert {flow_type(int(i[:4])) for i in everything} == {0, 1, 2}
     everything = list(population.search_ids(from_ms, to_ms))
-    expected = [i for i in population.ids() if low <= datetime.strptime(i[-14:], "%Y%m%d%H%M%S")]
-    expected = [i for i in expected if datetime.strptime(i[-14:], "%Y%m%d%H%M%S") < high]
-    assert everything == expected
     failed = list(population.search_ids(from_ms, to_ms, {-1}))
     assert failed and all(population.status(i) == -1 for i in failed)
     owner = population.flow(1000).owners[0]
     mine = list(population.search_ids(from_ms, to_ms, owner=owner))
     assert mine and all(owner in population.flow(int(i[:4])).owners for i in mine)
-    name = population.flow(1003).name
+    name = population.flow(1004).name
     named = list(population.search_ids(from_ms, to_ms, expression=name.upper()))
-    assert 1003 in {int(i[:4]) for i in named}
+    assert 1004 in {int(i[:4]) for i in named}
     assert all(name.casefold() in population.flow(int(i[:4])).name.casefold() for i in named)
     assert list(population.search_ids(from_ms, to_ms, expression=everything[0])) == [everything[0]]
-    assert list(population.search_ids(from_ms, to_ms, type=0)) == []
+    manual = list(population.search_ids(from_ms, to_ms, type=0))
+    assert manual and all(flow_type(int(i[:4])) == 0 for i in manual)
     records = list(population.search(from_ms, from_ms + 60_000))
     assert [r["instanceId"] for r in records] == everything[: len(records)]
 
@@ -575,20 +580,37 @@ def test_get_flow_instance_not_found_and_bad_requests(gateway: Gateway, sample: 
     assert (no_id.status_code, no_id.json()["code"]) == (400, 62102)
 
 
-def test_search_pages_until_a_short_page(gateway: Gateway, population: Population) -> None:
+def test_search_pages_from_one_until_a_short_page(gateway: Gateway, population: Population) -> None:
     found: list[str] = []
-    for page_no in itertools.count():
-        pagination = {"pageNo": page_no, "pageSize": 37, "sorters": [{"field": "start_time"}]}
+    for page_no in itertools.count(1):
+        pagination = {"pageNo": page_no, "pageSize": 37, "sorters": [{"field": "triggerTime"}]}
         answer = gateway.search(_search_body(population, pagination=pagination)).json()
         assert answer["code"] == 0
-        found += [d["instanceId"] for d in answer["data"]]
-        if len(answer["data"]) < 37:
+        data = answer["data"]
+        assert set(data) == {"flowInsts", "count"} and data["count"] == len(data["flowInsts"])
+        found += [d["instanceId"] for d in data["flowInsts"]]
+        if len(data["flowInsts"]) < 37:
             break
     body = _search_body(population)
     expected = list(population.search_ids(body["fromTriggerTime"], body["toTriggerTime"]))
     assert found == expected and len(found) > 100
     filtered = gateway.search(_search_body(population, status="-1,8")).json()["data"]
-    assert {d["status"] for d in filtered} <= {-1, 8}
+    assert {d["status"] for d in filtered["flowInsts"]} <= {-1, 8}
+    as_number = gateway.search(_search_body(population, status=-1)).json()["data"]
+    assert {d["status"] for d in as_number["flowInsts"]} == {-1}
+
+
+@pytest.mark.parametrize("field", ["createTime", "updateTime", "startTime", "endTime"])
+@pytest.mark.parametrize("order", ["ASC", "DESC"])
+def test_search_sorts_by_each_documented_field(
+    gateway: Gateway, population: Population, field: str, order: str
+) -> None:
+    sorters = [{"field": field, "order": order}]
+    pagination = {"pageNo": 1, "pageSize": 1000, "sorters": sorters}
+    records = gateway.search(_search_body(population, pagination=pagination)).json()["data"]
+    key = {"createTime": "triggerTime", "updateTime": "timestamp"}.get(field, field)
+    values = [r[key] for r in records["flowInsts"] if key in r]
+    assert values == sorted(values, reverse=order == "DESC") and len(values) > 100
 
 
 @pytest.mark.parametrize(
@@ -600,12 +622,17 @@ def test_search_pages_until_a_short_page(gateway: Gateway, population: Populatio
         pytest.param({"status": "1,banana"}, id="bad-status"),
         pytest.param({"fromTriggerTime": "yesterday"}, id="bad-from"),
         pytest.param({"fromTriggerTime": 2, "toTriggerTime": 1}, id="from-after-to"),
-        pytest.param({"pagination": {"pageNo": 0, "pageSize": 0}}, id="page-size-0"),
-        pytest.param({"pagination": {"pageNo": 0, "pageSize": 1001}}, id="page-size-over-cap"),
+        pytest.param({"pagination": {"pageNo": 1, "pageSize": 0}}, id="page-size-0"),
+        pytest.param({"pagination": {"pageNo": 1, "pageSize": 1001}}, id="page-size-over-cap"),
+        pytest.param({"pagination": {"pageNo": 0, "pageSize": 10}}, id="page-zero"),
         pytest.param({"pagination": {"pageNo": -1, "pageSize": 10}}, id="negative-page"),
         pytest.param(
-            {"pagination": {"pageSize": 10, "sorters": [{"field": "start_time", "order": "DESC"}]}},
-            id="descending",
+            {"pagination": {"pageSize": 10, "sorters": [{"field": "start_time"}]}},
+            id="snake-case-sorter",
+        ),
+        pytest.param(
+            {"pagination": {"pageSize": 10, "sorters": [{"field": "triggerTime", "order": "UP"}]}},
+            id="bad-order",
         ),
     ],
 )
@@ -616,6 +643,8 @@ def test_search_validates_its_body(
     answer = gateway.search(body)
     assert answer.status_code == 200
     assert answer.json()["code"] == 62102 and answer.json()["msg"]
+    if "start_time" in str(change):
+        assert answer.json()["msg"] == "The sorters field parameter is invalid"
 
 
 def test_time_zone_and_unknown_paths(gateway: Gateway) -> None:

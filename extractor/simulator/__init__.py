@@ -16,7 +16,7 @@ from extractor.simulator.faults import FaultKind, Faults, PermanentFault, RetryA
 from extractor.simulator.flows import FlowSpec, TaskSpec
 from extractor.simulator.lifecycle import DEFAULT_QUIRK_RATES, QUIRKS, Quirk
 from extractor.simulator.population import Population
-from extractor.simulator.process import SimulatorProcess, build_simulator
+from extractor.simulator.process import SimulatorProcess, build_simulator, describe_simulator
 from extractor.simulator.schedules import Schedule
 from extractor.simulator.server import INSTANCES_PATH, TIME_PATH, TOKEN_PATH, Simulator
 from extractor.simulator.stats import SimStats
@@ -42,4 +42,5 @@ __all__ = [
     "SimulatorProcess",
     "TaskSpec",
     "build_simulator",
+    "describe_simulator",
 ]

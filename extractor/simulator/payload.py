@@ -5,6 +5,11 @@ Field order and spellings follow the official doc page's examples: ``graph`` and
 ``do_as`` or ``doAs``, ``alertTo``/``app_id`` only sometimes. Fields whose value is not
 known yet (``startTime`` before the start, ``endTime`` while running) are left out
 rather than sent as null, as fastjson-based Java services do.
+
+List Flow Instances carries the same records in its own spelling (``listed=True``), as
+its return sample shows: graph tasks with ``task_name``/``task_id`` and no ``status``,
+``do_as`` in the graph, no ``alertTo``/``app_id``, an extra top-level ``isCancelled``,
+and no ``alertMode``/``calDt``.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import orjson
 from extractor.schema import STATUS_NAMES
 from extractor.simulator.flows import FlowSpec
 from extractor.simulator.lifecycle import Observation, Plan, task_statuses
+
+CANCEL = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,24 +78,29 @@ def _graph(
     upstream: list[Upstream],
     graph_instance: tuple[str, datetime],
     parameters_text: str,
+    listed: bool,
 ) -> dict[str, Any]:
     flow, quirks = plan.flow, plan.quirks
     graph_id, graph_trigger = graph_instance
     suffix = f"{graph_trigger:%Y%m%d%H%M%S}"
     as_string = "task-id-string" in quirks
     pool = flow.tasks[: plan.task_count]
+    name_key, id_key = ("task_name", "task_id") if listed else ("taskName", "taskId")
     tasks = [
         {
-            "taskName": task.name,
+            name_key: task.name,
             "taskInstId": f"{task.task_id}-{suffix}",
             "x": task.x,
             "y": task.y,
-            "taskId": str(task.task_id) if as_string else task.task_id,
+            id_key: str(task.task_id) if as_string else task.task_id,
             "nodeId": f"t_{task.task_id}",
             "status": status,
         }
         for task, status in zip(pool, task_statuses(plan, seen), strict=True)
     ]
+    if listed:
+        for task in tasks:
+            del task["status"]
     edges = [(f"t_{pool[p].task_id}", f"t_{t.task_id}") for t in pool for p in t.parents]
     flows = []
     for row, up in enumerate(upstream):
@@ -112,10 +124,11 @@ def _graph(
         "alertMode": flow.alert_mode,
         "owners": ";".join(flow.owners),
         "cycle": flow.schedule.cycle,
-        ("do_as" if "graph-do-as" in quirks else "doAs"): flow.do_as,
+        ("do_as" if listed or "graph-do-as" in quirks else "doAs"): flow.do_as,
         "flows": flows,
     }
-    if "graph-extra-keys" in quirks:
+    extra_keys = "graph-extra-keys" in quirks and not listed
+    if extra_keys:
         graph["alertTo"] = flow.alert_to
     graph.update(
         name=flow.name,
@@ -124,7 +137,7 @@ def _graph(
         relations=_relations(plan, edges),
         parameters=parameters_text,
     )
-    if "graph-extra-keys" in quirks:
+    if extra_keys:
         graph["app_id"] = flow.app_id
     graph["tasks"] = tasks
     return graph
@@ -135,8 +148,11 @@ def build_instance(
     seen: Observation,
     upstream: list[Upstream],
     graph_instance: tuple[str, datetime] | None = None,
+    *,
+    listed: bool = False,
 ) -> dict[str, Any]:
-    """Return the ``data`` object of Get Flow Instance for one observed instance.
+    """Return the ``data`` object of Get Flow Instance for one observed instance, or
+    with ``listed`` its element of List Flow Instances' ``flowInsts``.
 
     Args:
         plan: The instance's draws.
@@ -150,7 +166,12 @@ def build_instance(
     parameters = _parameters(flow, business_day)
     parameters_text = _json_text(parameters)
     graph = _graph(
-        plan, seen, upstream, graph_instance or (plan.instance_id, plan.trigger), parameters_text
+        plan,
+        seen,
+        upstream,
+        graph_instance or (plan.instance_id, plan.trigger),
+        parameters_text,
+        listed,
     )
     data: dict[str, Any] = {
         "instanceId": plan.instance_id,
@@ -169,13 +190,11 @@ def build_instance(
         data["startTime"] = _clock(seen.start)
     if seen.end is not None:
         data["endTime"] = _clock(seen.end)
-    data.update(
-        timestamp=f"{seen.record_time:%Y-%m-%d %H:%M:%S}.0",
-        virtual=flow.is_virtual,
-        owner=flow.owner,
-        alertMode=flow.alert_mode,
-        calDt=f"{business_day:%Y-%m-%d}",
-        hasEditPri=flow.has_edit_pri,
-        hasReadPri=True,
-    )
+    data.update(timestamp=f"{seen.record_time:%Y-%m-%d %H:%M:%S}.0", virtual=flow.is_virtual)
+    data["owner"] = flow.owner
+    if not listed:
+        data.update(alertMode=flow.alert_mode, calDt=f"{business_day:%Y-%m-%d}")
+    data.update(hasEditPri=flow.has_edit_pri, hasReadPri=True)
+    if listed:
+        data["isCancelled"] = seen.status == CANCEL
     return data

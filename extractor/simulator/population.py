@@ -37,7 +37,19 @@ _MAX_WIDENINGS = 64
 DEFAULT_START = datetime(2026, 1, 1)
 DEFAULT_END = datetime(2026, 3, 1)
 PERIODIC = 1
-"""List Flow Instances' ``type`` for scheduled instances, the only kind simulated."""
+"""List Flow Instances' ``type`` for scheduled instances."""
+MANUAL, TEMPORARY = 0, 2
+
+
+def flow_type(flow_id: int) -> int:
+    """The instance type of a flow's runs: one flow in ten is manual (0), one in twenty
+    temporary (2), the rest periodic (1). Their instances fire on the schedule alike.
+
+    >>> [flow_type(f) for f in (1000, 1003, 1007, 1010, 1017)]
+    [1, 0, 1, 1, 2]
+    """
+    slot = flow_id % 20
+    return MANUAL if slot in (3, 13) else TEMPORARY if slot == 17 else PERIODIC
 
 
 def _tagged(spec: FlowSpec, start: datetime, stop: datetime) -> Iterator[tuple[datetime, int]]:
@@ -238,18 +250,19 @@ class Population:
             found.append(Upstream(spec, upstream_id, name))
         return found
 
-    def _build(self, plan: Plan, seen: Observation) -> dict[str, Any]:
+    def _build(self, plan: Plan, seen: Observation, *, listed: bool = False) -> dict[str, Any]:
         graph_instance = None
         if "graph-other-instance" in plan.quirks:
             previous = plan.flow.schedule.last_at_or_before(plan.trigger - _SECOND)
             if previous is not None:
                 graph_instance = (instance_id_of(plan.flow.flow_id, previous), previous)
-        return build_instance(plan, seen, self._upstream(plan), graph_instance)
+        return build_instance(plan, seen, self._upstream(plan), graph_instance, listed=listed)
 
-    def instance(self, instance_id: str) -> dict[str, Any] | None:
-        """Return Get Flow Instance's ``data`` object, or None when there is no such ID."""
+    def instance(self, instance_id: str, *, listed: bool = False) -> dict[str, Any] | None:
+        """Return Get Flow Instance's ``data`` object, or with ``listed`` the record List
+        Flow Instances carries; None when there is no such ID."""
         found = self._observe(instance_id)
-        return None if found is None else self._build(*found)
+        return None if found is None else self._build(*found, listed=listed)
 
     def envelope(self, instance_id: str) -> dict[str, Any]:
         """Return the whole Get Flow Instance body, ``data`` as an object or a list of one.
@@ -318,17 +331,21 @@ class Population:
     ) -> Iterator[str]:
         """Yield the IDs List Flow Instances matches, by trigger time then flow ID.
 
-        Trigger time in ``[from_ms, to_ms)``; ``status_codes`` empty or None for all;
-        ``expression`` a case-insensitive substring of the instance ID or flow name;
-        ``owner`` one of the flow's owners, empty for all. Only periodic instances
-        (``type`` 1) exist here, so the other types match nothing.
+        Trigger time in ``[from_ms, to_ms]``, both ends included (the documentation
+        says only "between", so the simulator takes the reading that tests clients
+        hardest: a time on the boundary of two windows is in both); ``status_codes``
+        empty or None for all; ``expression`` a case-insensitive substring of the
+        instance ID or flow name; ``owner`` one of the flow's owners, empty for all;
+        ``type`` the flows' :func:`flow_type`.
         """
-        if type != PERIODIC:
-            return
         start = max(self.start, self.from_epoch_ms(from_ms))
-        stop = min(self._stop(), self.from_epoch_ms(to_ms))
+        stop = min(self._stop(), self.from_epoch_ms(to_ms + 1))
         needle = expression.casefold()
-        flows = [f for f in self.flows() if not owner or owner in f.owners]
+        flows = [
+            f
+            for f in self.flows()
+            if (not owner or owner in f.owners) and flow_type(f.flow_id) == type
+        ]
         named = {f.flow_id for f in flows if needle in f.name.casefold()}
         for instance_id in self._fires(start, stop, flows):
             if needle and needle not in instance_id and _flow_id_of(instance_id) not in named:
@@ -347,12 +364,12 @@ class Population:
         owner: str = "",
         type: int = PERIODIC,
     ) -> Iterator[dict[str, Any]]:
-        """Yield the instances List Flow Instances matches; see :meth:`search_ids`."""
+        """Yield the records List Flow Instances matches; see :meth:`search_ids`."""
         found = self.search_ids(
             from_ms, to_ms, status_codes, expression=expression, owner=owner, type=type
         )
         for instance_id in found:
-            data = self.instance(instance_id)
+            data = self.instance(instance_id, listed=True)
             if data is not None:
                 yield data
 

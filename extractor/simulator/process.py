@@ -28,6 +28,32 @@ _ROOT = str(Path(__file__).resolve().parents[2])
 _CHILD = "from extractor.simulator.process import child_main; child_main()"
 
 
+def describe_simulator(sim: Simulator) -> str:
+    """What a user needs to extract from a running simulator: its URL, credentials,
+    time zone and the trigger times its instances span, with a command that works."""
+    population, creds = sim.population, sim.credentials
+    first = population.start
+    last = min(population.end, population.now)
+    zone = population.zone.key
+    example_end = min(first + timedelta(days=1), last)
+    return "\n".join(
+        [
+            f"EnOS simulator on {sim.url} (Ctrl-C to stop)",
+            f"  app key {creds.app_key}, app secret {creds.app_secret}, "
+            f"org {creds.org_id}, user {creds.user_id}",
+            f"  time zone {zone} (Get Time Zone answers {population.timezone_label()})",
+            f"  {population.flow_count} flows; instances triggered from {first:%Y-%m-%dT%H:%M:%S}"
+            f" to {last:%Y-%m-%dT%H:%M:%S} ({zone} wall clock)",
+            "  extract a day of them:",
+            f"    ENOS_GATEWAY={sim.url} ENOS_APP_KEY={creds.app_key} "
+            f"ENOS_APP_SECRET={creds.app_secret} ENOS_ORG_ID={creds.org_id} "
+            f"ENOS_USER_ID={creds.user_id} ENOS_TIMEZONE={zone} \\",
+            f"    enos-flows extract --from {first:%Y-%m-%dT%H:%M:%S} "
+            f"--to {example_end:%Y-%m-%dT%H:%M:%S} --sqlite flows.sqlite",
+        ]
+    )
+
+
 def build_simulator(
     *,
     seed: int = 42,

@@ -1,8 +1,16 @@
 """List Flow Instances: validating the request body and paging through the matches.
 
-Matches are enumerated lazily, so page ``n`` costs skipping ``n * pageSize`` IDs. To
-keep sequential paging linear, the position after each page is kept as a cursor; the
-next page of the same query continues from it.
+The body is read as the documentation writes it: ``type``, ``expression``, ``owner``,
+``fromTriggerTime``/``toTriggerTime`` (the Java sample's ``startTriggerTime``/
+``endTriggerTime`` too), ``status`` as comma-separated codes (or the request sample's
+bare integer), and ``pagination`` with ``pageNo`` from 1 and camelCase sorter fields;
+any other sorter field is error 62102 "The sorters field parameter is invalid".
+
+Matches sorted by trigger time, oldest first, are enumerated lazily, so page ``n``
+costs skipping ``n * pageSize`` IDs. To keep sequential paging linear, the position
+after each page is kept as a cursor; the next page of the same query continues from
+it. Other orders sort the whole match (``updateTime`` is the record's ``timestamp``,
+``createTime`` its trigger time, as the simulator creates an instance when it fires).
 """
 
 from __future__ import annotations
@@ -21,7 +29,15 @@ from extractor.simulator.population import Population
 
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 10
-SORT_FIELDS = frozenset({"start_time", "trigger_time"})
+SORT_FIELDS = frozenset({"createTime", "updateTime", "startTime", "triggerTime", "endTime"})
+SORTERS_INVALID = "The sorters field parameter is invalid"
+_RECORD_FIELD = {
+    "createTime": "triggerTime",
+    "updateTime": "timestamp",
+    "startTime": "startTime",
+    "triggerTime": "triggerTime",
+    "endTime": "endTime",
+}
 _CURSORS = 32
 
 
@@ -37,6 +53,8 @@ class SearchRequest:
     statuses: frozenset[int]
     page_no: int
     page_size: int
+    sort_field: str = "triggerTime"
+    descending: bool = False
 
 
 def _is_int(value: object) -> bool:
@@ -47,7 +65,12 @@ def _millis(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _statuses(text: str) -> frozenset[int] | str:
+def _statuses(value: object) -> frozenset[int] | str:
+    if _is_int(value):
+        value = str(value)
+    if not isinstance(value, str):
+        return "status is required: comma-separated status codes, empty for all"
+    text = value
     codes: set[int] = set()
     for part in filter(None, (p.strip() for p in text.split(","))):
         try:
@@ -60,25 +83,28 @@ def _statuses(text: str) -> frozenset[int] | str:
     return frozenset(codes)
 
 
-def _pagination(value: object) -> tuple[int, int] | str:
+def _pagination(value: object) -> tuple[int, int, str, bool] | str:
     if value is None:
-        return 0, DEFAULT_PAGE_SIZE
+        return 1, DEFAULT_PAGE_SIZE, "triggerTime", False
     if not isinstance(value, dict):
         return "pagination must be an object"
-    page_no, page_size = value.get("pageNo", 0), value.get("pageSize", DEFAULT_PAGE_SIZE)
-    if not _is_int(page_no) or page_no < 0:
-        return "pagination.pageNo must be an integer >= 0"
+    page_no, page_size = value.get("pageNo", 1), value.get("pageSize", DEFAULT_PAGE_SIZE)
+    if not _is_int(page_no) or page_no < 1:
+        return "pagination.pageNo must be an integer >= 1 (pages are numbered from 1)"
     if not _is_int(page_size) or not 0 < page_size <= MAX_PAGE_SIZE:
         return f"pagination.pageSize must be an integer in 1..{MAX_PAGE_SIZE}"
     sorters = value.get("sorters") or []
     if not isinstance(sorters, list):
         return "pagination.sorters must be a list"
-    for sorter in sorters:
+    field, descending = "triggerTime", False
+    for sorter in sorters[:1]:  # the first sorter orders the pages
         if not isinstance(sorter, dict) or sorter.get("field") not in SORT_FIELDS:
-            return f"sorters: field must be one of {sorted(SORT_FIELDS)}"
-        if str(sorter.get("order", "ASC")).upper() != "ASC":
-            return "sorters: only ASC order is supported"
-    return page_no, page_size
+            return SORTERS_INVALID
+        order = str(sorter.get("order", "ASC")).upper()
+        if order not in ("ASC", "DESC"):
+            return "sorters: order must be ASC or DESC"
+        field, descending = sorter["field"], order == "DESC"
+    return page_no, page_size, field, descending
 
 
 def parse_search(body: bytes) -> SearchRequest | str:
@@ -97,15 +123,13 @@ def parse_search(body: bytes) -> SearchRequest | str:
         return "owner is required (an empty string for any owner)"
     if not isinstance(expression, str):
         return "expression must be a string"
-    from_ms, to_ms = _millis(value.get("fromTriggerTime")), _millis(value.get("toTriggerTime"))
+    from_ms = _millis(value.get("fromTriggerTime", value.get("startTriggerTime")))
+    to_ms = _millis(value.get("toTriggerTime", value.get("endTriggerTime")))
     if from_ms is None or to_ms is None:
         return "fromTriggerTime and toTriggerTime are required, in epoch milliseconds"
     if from_ms > to_ms:
         return "fromTriggerTime must not be after toTriggerTime"
-    status = value.get("status")
-    if not isinstance(status, str):
-        return "status is required: comma-separated status codes, empty for all"
-    statuses = _statuses(status)
+    statuses = _statuses(value.get("status"))
     if isinstance(statuses, str):
         return statuses
     paging = _pagination(value.get("pagination"))
@@ -114,7 +138,7 @@ def parse_search(body: bytes) -> SearchRequest | str:
     return SearchRequest(kind, expression, owner, from_ms, to_ms, statuses, *paging)
 
 
-_Key = tuple[int, str, str, int, int, frozenset[int], datetime, datetime]
+_Key = tuple[int, str, str, int, int, frozenset[int], str, bool, datetime, datetime]
 
 
 class SearchCursors:
@@ -133,10 +157,12 @@ class SearchCursors:
             request.from_ms,
             request.to_ms,
             request.statuses,
+            request.sort_field,
+            request.descending,
             population.now,
             population.start,
         )
-        offset = request.page_no * request.page_size
+        offset = (request.page_no - 1) * request.page_size
         with self._lock:
             found = self._cursors.pop((key, offset), None)
         if found is None:
@@ -148,6 +174,8 @@ class SearchCursors:
                 owner=request.owner,
                 type=request.type,
             )
+            if request.sort_field != "triggerTime" or request.descending:
+                found = iter(_sorted(population, found, request))
             found = itertools.islice(found, offset, None)
         page = list(itertools.islice(found, request.page_size))
         if len(page) == request.page_size:
@@ -156,3 +184,16 @@ class SearchCursors:
                 while len(self._cursors) > _CURSORS:
                     self._cursors.popitem(last=False)
         return page
+
+
+def _sorted(population: Population, ids: Iterator[str], request: SearchRequest) -> list[str]:
+    """The IDs in the requested order; instances without the field (not started, not
+    ended) last, as a database's NULLS LAST would put them."""
+    name = _RECORD_FIELD[request.sort_field]
+    keyed = []
+    for instance_id in ids:
+        record = population.instance(instance_id) or {}
+        value = record.get(name)
+        keyed.append((value is None, str(value or ""), instance_id))
+    present = sorted((k for k in keyed if not k[0]), reverse=request.descending)
+    return [k[2] for k in present] + sorted(k[2] for k in keyed if k[0])

@@ -365,8 +365,9 @@ class Simulator:
             self._answer(exchange, 200, {"code": 62102, "msg": request}, kind="bad_request")
             return
         ids = self._cursors.page(self.population, request)
-        found = (self.population.instance(i) for i in ids)
-        data = [d for d in found if d is not None]
+        found = (self.population.instance(i, listed=True) for i in ids)
+        records = [d for d in found if d is not None]
+        data = {"flowInsts": records, "count": len(records)}
         self._answer(exchange, 200, {"code": 0, "msg": "OK", "data": data}, kind="ok")
 
     def _time(self, exchange: Exchange) -> None:
