@@ -11,7 +11,9 @@ interpreter lock; the IDs come from a file, streamed as a user's would be.
 Cases: latency (50 ms, 16 and 64 workers, against the ideal workers/latency rate),
 ceiling (zero latency, as many workers as helps), budget (--max-rps 200, 64 workers,
 the busiest one-second window), faults (10% transient faults vs none, rows compared),
-memory (N IDs in a child process: peak RSS).
+memory (N IDs in a child process: peak RSS), discovery (50 ms latency, a time window
+discovered with List Flow Instances and loaded with --detail full, then list: instances
+per second and gateway calls per loaded instance).
 """
 
 from __future__ import annotations
@@ -25,15 +27,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from extractor.client import EnOSClient
 from extractor.config import FetchConfig, GatewayConfig
 from extractor.destinations import SqlDestination
+from extractor.discovery import Detail
 from extractor.pipeline import run_extract
 from extractor.simulator import Faults, Population, SimCredentials, SimulatorProcess
+from extractor.sources import discovered
 
 CREDS = SimCredentials()
 SEED, FLOWS = 5, 300
@@ -202,16 +206,59 @@ def case_memory(tmp: Path, count: int) -> None:
     )
 
 
+def discover_into(
+    url: str, db: Path, fetch: FetchConfig, window: tuple[datetime, datetime], detail: Detail
+) -> dict[str, Any]:
+    """One discovery run over ``window`` into a fresh SQLite file."""
+    dest = SqlDestination(f"sqlite:///{db}")
+    with EnOSClient(gateway(url), fetch=fetch) as client:
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        source = discovered(
+            client, [dest], start=window[0], end=window[1], detail=detail, fetch=fetch
+        )
+        report = run_extract(source.ids, client=client, destinations=[dest], fetch=fetch)
+        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    return {
+        "loaded": report.loaded,
+        "failed": report.failed + report.rejected,
+        "rate": report.loaded / wall,
+        "cpu_per_1000": cpu / report.loaded * 1000,
+        "calls_per_instance": report.calls_per_instance,
+    }
+
+
+def case_discovery(tmp: Path, start: datetime) -> None:
+    print("discovery at 50 ms latency, 16 workers, 100 per page (target: list >= 20x full):")
+    zone = Population(seed=SEED, flows=FLOWS, end=END).zone
+    base = start.replace(tzinfo=zone)
+    fetch = FetchConfig(workers=16, page_size=100)
+    results = {}
+    for detail, days in (("full", 1), ("list", 10)):
+        window = (base, base + timedelta(days=days))
+        with SimulatorProcess(
+            seed=SEED, flows=FLOWS, start=start, end=END, faults=Faults(latency_ms=50)
+        ) as sim:
+            r = discover_into(sim.url, tmp / f"disc-{detail}.sqlite", fetch, window, detail)
+        results[detail] = r
+        line(
+            f"--detail {detail} ({days} d, {r['loaded']:,} inst)",
+            r,
+            f"{r['calls_per_instance']:.4f} calls/instance, failed {r['failed']}",
+        )
+    ratio = results["list"]["rate"] / results["full"]["rate"]
+    print(f"  list / full: {ratio:.1f}x instances per second")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Fetch throughput against the simulator.")
     parser.add_argument(
         "--case",
         action="append",
-        choices=("latency", "ceiling", "budget", "faults", "memory"),
+        choices=("latency", "ceiling", "budget", "faults", "memory", "discovery"),
     )
     parser.add_argument("--ids", type=int, action="append", help="ID counts for memory")
     args = parser.parse_args()
-    cases = args.case or ["latency", "ceiling", "budget", "faults", "memory"]
+    cases = args.case or ["latency", "ceiling", "budget", "faults", "memory", "discovery"]
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         start = write_ids(tmp / "ids-probe.txt", 20000)
@@ -223,6 +270,8 @@ def main() -> None:
             case_budget(tmp, start)
         if "faults" in cases:
             case_faults(tmp, start)
+        if "discovery" in cases:
+            case_discovery(tmp, start)
         if "memory" in cases:
             print("peak RSS of the whole client process by number of IDs:")
             for count in args.ids or [100_000]:

@@ -152,6 +152,11 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=42)
     sim.add_argument("--flows", type=int, default=200)
     sim.add_argument("--timezone", default="Asia/Shanghai")
+    sim.add_argument(
+        "--service-path",
+        default="batch-processing-service/v2.1",
+        help="the path to serve the Batch Processing Service at",
+    )
     f = sim.add_argument_group("fault injection (shares are 0..1 of Get Flow Instance calls)")
     f.add_argument("--latency-ms", type=float, default=0.0)
     f.add_argument("--jitter-ms", type=float, default=0.0)
@@ -440,6 +445,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         flows=args.flows,
         timezone=args.timezone,
         faults=faults,
+        service_path=args.service_path,
     )
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

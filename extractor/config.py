@@ -44,7 +44,8 @@ _OPTIONAL = frozenset({"timezone", "service_path"})
 DEFAULT_SERVICE_PATH = "batch-processing-service/v2.1"
 """The Batch Processing Service from EnOS 2.1.2 on; older platforms serve
 ``dataflow-batch-service/v2.0``."""
-_SERVICE_PATH = re.compile(r"^[A-Za-z0-9._~-]+(?:/[A-Za-z0-9._~-]+)*$")
+_SEGMENT = r"(?!\.{1,2}(?:/|$))[A-Za-z0-9._~-]+"
+_SERVICE_PATH = re.compile(rf"^{_SEGMENT}(?:/{_SEGMENT})*$")
 _FILE_KEYS: Mapping[str, str] = {"url": "base_url"}
 _GMT_OFFSET = re.compile(r"^(?:GMT|UTC)\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?$", re.IGNORECASE)
 

@@ -101,3 +101,23 @@ def test_gmt_offsets_are_not_posix_inverted(name: str, offset: int) -> None:
 def test_fetch_config_validation(kwargs: dict[str, float]) -> None:
     with pytest.raises(ConfigError):
         FetchConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_service_path_from_flag_environment_or_file(tmp_path: Path) -> None:
+    file = tmp_path / "enos.toml"
+    file.write_text('[gateway]\nservice_path = "/dataflow-batch-service/v2.0/"\n')
+    assert load_gateway_config(env=ENV).service_path == "batch-processing-service/v2.1"
+    from_file = load_gateway_config(config_file=file, env=ENV)
+    assert from_file.service_path == "dataflow-batch-service/v2.0"
+    from_env = load_gateway_config(config_file=file, env={**ENV, "ENOS_SERVICE_PATH": "svc/v9"})
+    assert from_env.service_path == "svc/v9"
+    from_flag = load_gateway_config(
+        {"service_path": "flag/v1"}, config_file=file, env={**ENV, "ENOS_SERVICE_PATH": "svc/v9"}
+    )
+    assert from_flag.service_path == "flag/v1"
+
+
+@pytest.mark.parametrize("path", ["", "/", "a b/v1", "x?y=1", "../up", "a//b"])
+def test_service_path_must_be_a_plain_path(path: str) -> None:
+    with pytest.raises(ConfigError, match="service_path must be a URL path"):
+        load_gateway_config({"service_path": path}, env=ENV)

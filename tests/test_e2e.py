@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import sqlite3
 import subprocess
@@ -571,3 +572,38 @@ def _moving(db: Path) -> list[str]:
             r[0]
             for r in conn.execute("SELECT instance_id FROM flow_instances WHERE NOT is_terminal")
         ]
+
+
+def test_simulate_serves_what_it_prints_until_sigterm(tmp_path: Path) -> None:
+    """`enos-flows simulate` as a user runs it: start it, run the extract command it
+    prints (a v2.0 service path here), stop it."""
+    bin_dir = Path(sys.executable).parent
+    simulate = [str(bin_dir / "enos-flows"), "simulate", "--port", "0", "--flows", "20"]
+    simulate += ["--service-path", "dataflow-batch-service/v2.0"]
+    server = subprocess.Popen(simulate, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        printed = [server.stdout.readline() for _ in range(7)]
+        assert printed[0].startswith("EnOS simulator on http://127.0.0.1:")
+        assert "instances triggered from 2026-01-01T00:00:00 to 2026-03-01T00:00:00" in printed[3]
+        words = shlex.split(printed[5].rstrip("\\\n") + printed[6])
+        env_words = [w for w in words if "=" in w and w.startswith("ENOS_")]
+        command = words[len(env_words) :]
+        assert command[:2] == ["enos-flows", "extract"]
+        env = {**os.environ, **dict(w.split("=", 1) for w in env_words)}
+        assert env["ENOS_SERVICE_PATH"] == "dataflow-batch-service/v2.0"
+        db = tmp_path / "flows.sqlite"
+        run = [str(bin_dir / "enos-flows"), *command[1:-1], str(db), "--quiet"]
+        done = subprocess.run(
+            run, check=False, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+        with sqlite3.connect(db) as conn:
+            query = "SELECT COUNT(*), MIN(trigger_time) FROM flow_instances"
+            loaded = conn.execute(query).fetchone()
+        assert loaded[0] > 20 and loaded[1].startswith("2025-12-31 16:00:00")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, err = server.communicate(timeout=30)
+    assert server.returncode == 0
+    assert "simulator stopped" in err

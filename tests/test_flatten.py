@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pandas as pd
 import pyarrow as pa
 import pytest
 
 from extractor import flatten
-from extractor.errors import RecordError
+from extractor.errors import ConfigError, RecordError
 from extractor.flatten import Rows, flatten_instance, flatten_records
 from extractor.frames import arrow_schema, build_frames
 from extractor.schema import TABLES
@@ -731,3 +732,61 @@ def test_a_zone_arrow_cannot_vouch_for_sends_every_record_the_reference_way() ->
     fast, reference = _both_paths(records, tokyo)
     assert fast.fast is not None and fast.fast.refused == list(range(30))
     _assert_same(fast, reference)
+
+
+# List Flow Instances' spelling of the same records.
+
+
+def test_listed_records_take_the_fast_path_and_match_the_reference() -> None:
+    population = Population(seed=5, flows=60)
+    records = [population.instance(i, listed=True) for i in population.ids(limit=1500)]
+    fast, reference = _both_paths(records)
+    assert fast.fast is not None and fast.fast.refused == []
+    _assert_same(fast, reference)
+    assert not fast.unknown_fields, "isCancelled, task_name and task_id are known fields"
+
+
+def test_listed_and_fetched_records_give_the_same_rows_but_for_what_lists_lack() -> None:
+    population = Population(seed=5, flows=30)
+    ids = list(population.ids(limit=300))
+    got = flatten([population.instance(i, listed=True) for i in ids], source_tz=GMT8)
+    full = flatten([population.instance(i) for i in ids], source_tz=GMT8)
+    lacking = {"is_cancelled", "cal_dt", "failed_task_count"}
+    lacking |= {"alert_to", "app_id", "extracted_at"}  # graph keys the list spelling omits
+    for column in full.instances.columns:
+        if column not in lacking:
+            assert got.instances[column].equals(full.instances[column]), column
+    assert got.instances["cal_dt"].isna().all()
+    cancelled = got.instances["status"] == 8
+    assert (got.instances["is_cancelled"] == cancelled).all() and cancelled.any()
+    shared = ["task_inst_id", "instance_id", "task_id", "task_name", "node_id", "x", "y"]
+    assert got.tasks[shared].equals(full.tasks[shared])
+    assert got.tasks["status"].isna().all()
+    for name in ("dependencies", "relations", "parameters"):
+        assert getattr(got, name).equals(getattr(full, name)), name
+
+
+@pytest.mark.parametrize(
+    ("zone", "offset_h"),
+    [
+        pytest.param("GMT+8", 8, id="get-time-zone-name"),
+        pytest.param("Asia/Shanghai", 8, id="iana-name"),
+        pytest.param(ZoneInfo("America/New_York"), -5, id="tzinfo"),
+    ],
+)
+def test_flatten_takes_a_zone_name_or_a_tzinfo(zone: Any, offset_h: int) -> None:
+    raw = {"instanceId": "1-2", "triggerTime": "2026-01-01 12:00:00"}
+    frames = flatten([raw], source_tz=zone)
+    trigger = frames.instances["trigger_time"].iloc[0]
+    assert trigger == pd.Timestamp("2026-01-01 12:00", tz="UTC") - pd.Timedelta(hours=offset_h)
+
+
+@pytest.mark.parametrize("zone", [8, None, b"GMT+8", 8.0], ids=repr)
+def test_flatten_refuses_anything_else_as_a_zone(zone: Any) -> None:
+    with pytest.raises(TypeError, match="source_tz must be a tzinfo or a zone name"):
+        flatten([{"instanceId": "1-2"}], source_tz=zone)
+
+
+def test_flatten_names_an_unknown_zone() -> None:
+    with pytest.raises(ConfigError, match="unknown time zone 'Mars/Olympus'"):
+        flatten([{"instanceId": "1-2"}], source_tz="Mars/Olympus")

@@ -19,7 +19,7 @@ from typing import IO, Any, Self
 
 from extractor.simulator.faults import Faults
 from extractor.simulator.population import DEFAULT_END, DEFAULT_START, Population
-from extractor.simulator.server import Simulator
+from extractor.simulator.server import SERVICE_PATH, Simulator
 from extractor.simulator.stats import SimStats
 from extractor.simulator.tokens import SimCredentials
 
@@ -47,7 +47,8 @@ def describe_simulator(sim: Simulator) -> str:
             "  extract a day of them:",
             f"    ENOS_GATEWAY={sim.url} ENOS_APP_KEY={creds.app_key} "
             f"ENOS_APP_SECRET={creds.app_secret} ENOS_ORG_ID={creds.org_id} "
-            f"ENOS_USER_ID={creds.user_id} ENOS_TIMEZONE={zone} \\",
+            f"ENOS_USER_ID={creds.user_id} ENOS_TIMEZONE={zone} "
+            f"ENOS_SERVICE_PATH={sim.service_path} \\",
             f"    enos-flows extract --from {first:%Y-%m-%dT%H:%M:%S} "
             f"--to {example_end:%Y-%m-%dT%H:%M:%S} --sqlite flows.sqlite",
         ]
@@ -70,6 +71,7 @@ def build_simulator(
     user_id: str = _DEFAULTS.user_id,
     token_ttl_s: float = 7200,
     faults: Faults | None = None,
+    service_path: str = SERVICE_PATH,
 ) -> Simulator:
     """Return a (not yet started) simulator built from plain keyword options.
 
@@ -93,6 +95,7 @@ def build_simulator(
         host=host,
         port=port,
         token_ttl_s=token_ttl_s,
+        service_path=service_path,
     )
 
 

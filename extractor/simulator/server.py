@@ -27,8 +27,10 @@ from extractor.simulator.tokens import SimCredentials, TokenService
 from extractor.simulator.wire import Exchange, Server
 
 TOKEN_PATH = "/apim-token-service/v2.0/token/get"
-INSTANCES_PATH = "/batch-processing-service/v2.1/flowInstances"
-TIME_PATH = "/batch-processing-service/v2.1/time"
+SERVICE_PATH = "batch-processing-service/v2.1"
+"""The service's path on current platforms; older ones serve ``dataflow-batch-service/v2.0``."""
+INSTANCES_PATH = f"/{SERVICE_PATH}/flowInstances"
+TIME_PATH = f"/{SERVICE_PATH}/time"
 
 _PAYLOAD_CACHE_SIZE = 4096
 _POLL_S = 0.05
@@ -63,8 +65,15 @@ class Simulator:
         host: str = "127.0.0.1",
         port: int = 0,
         token_ttl_s: float = 7200,
+        service_path: str = SERVICE_PATH,
     ) -> None:
         self.population = population if population is not None else Population()
+        self.service_path = service_path.strip("/")
+        self._routes = {
+            TOKEN_PATH: "token",
+            f"/{self.service_path}/flowInstances": "instances",
+            f"/{self.service_path}/time": "time",
+        }
         self.credentials = credentials
         self.host, self.port = host, port
         self.tokens = TokenService(credentials, token_ttl_s)
@@ -180,9 +189,7 @@ class Simulator:
 
     def handle(self, exchange: Exchange) -> None:
         """Answer one request; the server calls this from the connection's thread."""
-        route = {TOKEN_PATH: "token", INSTANCES_PATH: "instances", TIME_PATH: "time"}.get(
-            exchange.path, "unknown"
-        )
+        route = self._routes.get(exchange.path, "unknown")
         if route == "instances":
             route = "search" if exchange.method == "POST" else "get"
         self._stats.request(route)
