@@ -81,6 +81,11 @@ def summarise(report: RunReport, *, quiet: bool, stream: TextIO | None = None) -
         f"({report.instances_per_s:.0f}/s)",
         file=out,
     )
+    if report.calls_per_instance is not None:
+        print(
+            f"{report.calls} gateway calls, {report.calls_per_instance:.3f} per loaded instance",
+            file=out,
+        )
     if report.failures_by_reason:
         reasons = ", ".join(f"{k}: {v}" for k, v in report.failures_by_reason.most_common())
         print(f"failures by reason: {reasons}", file=out)

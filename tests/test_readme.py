@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -54,3 +61,35 @@ def test_public_api_is_exactly_all() -> None:
     assert public - modules == set(extractor.__all__)
     for name in extractor.__all__:
         assert getattr(extractor, name) is not None
+
+
+def test_the_simulator_example_runs_as_written(tmp_path: Path) -> None:
+    """The quick start's simulator block, run by bash on a free port, loads its window."""
+    block = README.split("Against the bundled simulator", 1)[1].split("```sh\n", 1)[1]
+    script = block.split("```", 1)[0]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    script = script.replace("8089", str(port)).replace(
+        ".venv/bin/", f"{Path(sys.executable).parent}/"
+    )
+    shell = subprocess.Popen(
+        ["bash", "-e", "-c", script],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        _, err = shell.communicate(timeout=120)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(shell.pid, signal.SIGTERM)  # the simulator too, should the script fail
+    assert shell.returncode == 0, err
+    with sqlite3.connect(tmp_path / "flows.sqlite") as conn:
+        count, tasks_with_status = conn.execute(
+            "SELECT (SELECT COUNT(*) FROM flow_instances), "
+            "(SELECT COUNT(status) FROM task_instances)"
+        ).fetchone()
+    assert count > 1000 and tasks_with_status == 0  # --detail list: no task status
