@@ -286,6 +286,14 @@ def _add_fetch_args(p: argparse.ArgumentParser) -> None:
         help="instances per List Flow Instances page (default 100)",
     )
     g.add_argument(
+        "--outage-timeout",
+        type=float,
+        default=300.0,
+        metavar="S",
+        help="how long every worker waits for an unreachable gateway before the run stops "
+        "with its progress kept (default 300)",
+    )
+    g.add_argument(
         "--max-wait",
         type=float,
         default=30.0,
@@ -337,6 +345,7 @@ def _client(args: argparse.Namespace) -> tuple[EnOSClient, FetchConfig]:
         batch_size=args.batch_size,
         page_size=args.page_size,
         backoff_max_s=args.max_wait,
+        outage_timeout_s=args.outage_timeout,
     )
     return EnOSClient(gateway, fetch=fetch), fetch
 

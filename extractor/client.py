@@ -25,6 +25,7 @@ from extractor.errors import (
     ApiError,
     AuthError,
     FatalApiError,
+    GatewayUnreachableError,
     NotFoundError,
     PermanentApiError,
     ThrottledError,
@@ -32,6 +33,7 @@ from extractor.errors import (
     TransientApiError,
     UnexpectedAnswerError,
 )
+from extractor.health import GatewayHealth
 from extractor.ratelimit import RateLimiter
 from extractor.transport import Answer, PooledTransport, SessionTransport, Transport
 
@@ -61,7 +63,8 @@ class ClientStats:
     calls: int = 0
     retries: int = 0
     throttled: int = 0
-    token_refreshes: int = 0
+    tokens_fetched: int = 0
+    token_expired: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -254,6 +257,9 @@ class EnOSClient:
         self.limiter = RateLimiter(self.fetch_config.max_rps, clock=clock, sleep=sleep)
         self.tokens = TokenCache(self._fetch_token, clock=clock)
         self.stats = ClientStats()
+        self.health = GatewayHealth(
+            outage_timeout_s=self.fetch_config.outage_timeout_s, clock=clock, sleep=sleep
+        )
         self._instances = f"/{config.service_path}/flowInstances"
         self._time = f"/{config.service_path}/time"
 
@@ -373,14 +379,19 @@ class EnOSClient:
         renewed = False
         while True:
             attempt += 1
+            deadline += self.health.wait()  # an outage is the run's, not this call's time
             self.limiter.acquire()
             try:
                 data = self._send(method, path, params, body)
+            except GatewayUnreachableError as exc:
+                self.health.on_unreachable(exc)
+                attempt -= 1
+                continue
             except TokenExpiredError as exc:
                 # The first expiry is routine: renew and repeat for free. Fresh tokens
                 # expiring again count as failed attempts, and a gateway that rejects
                 # every fresh token is an authentication problem.
-                self.stats.add("token_refreshes")
+                self.stats.add("token_expired")
                 if not renewed:
                     renewed = True
                     attempt -= 1
@@ -447,7 +458,16 @@ class EnOSClient:
     def _http(
         self, method: Method, url: str, headers: Mapping[str, str], payload: bytes | None
     ) -> Answer:
-        return self.transport.send(method, url, headers, payload)
+        sent_at = self._clock()
+        try:
+            answer = self.transport.send(method, url, headers, payload)
+        except GatewayUnreachableError:
+            raise
+        except ApiError:
+            self.health.on_no_answer()
+            raise
+        self.health.on_answer(sent_at)
+        return answer
 
     def _classify(self, answer: Answer) -> Any:
         try:
@@ -461,6 +481,7 @@ class EnOSClient:
         return classify(answer.status, body, headers=answer.headers, now=self._wall)
 
     def _fetch_token(self) -> tuple[str, float]:
+        self.stats.add("tokens_fetched")
         stamp = int(self._wall() * 1000)
         body = {
             "appKey": self.config.app_key,

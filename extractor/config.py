@@ -106,6 +106,8 @@ class FetchConfig:
     """Records one discovery query may page through before its window is bisected."""
     split: timedelta = timedelta(days=1)
     """Discovery pages a long window as sub-windows this long, concurrently."""
+    outage_timeout_s: float = 300.0
+    """How long every worker waits for an unreachable gateway before the run stops."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.workers <= 512:
@@ -114,6 +116,8 @@ class FetchConfig:
             raise ConfigError(f"max_rps must be positive, got {self.max_rps}")
         if self.max_attempts < 1:
             raise ConfigError(f"max_attempts must be at least 1, got {self.max_attempts}")
+        if self.outage_timeout_s <= 0:
+            raise ConfigError(f"outage_timeout_s must be positive, got {self.outage_timeout_s}")
         if self.deadline_s <= 0 or self.backoff_base_s < 0 or self.backoff_max_s <= 0:
             raise ConfigError("deadline and backoff times must be positive")
         if self.batch_size < 1:

@@ -60,7 +60,10 @@ class RunReport:
     retries: int = 0
     throttled: int = 0
     throttle_events: int = 0
-    token_refreshes: int = 0
+    tokens_fetched: int = 0
+    token_expired: int = 0
+    outages: int = 0
+    outage_seconds: float = 0.0
     calls: int = 0
     started_at: float = field(default_factory=time.monotonic)
     seconds: float = 0.0
@@ -101,7 +104,10 @@ class RunReport:
             "retries": self.retries,
             "throttled_answers": self.throttled,
             "throttle_slowdowns": self.throttle_events,
-            "token_refreshes": self.token_refreshes,
+            "tokens_fetched": self.tokens_fetched,
+            "token_expired_answers": self.token_expired,
+            "outages": self.outages,
+            "outage_seconds": round(self.outage_seconds, 1),
             "calls": self.calls,
             "calls_per_instance": (
                 None if self.calls_per_instance is None else round(self.calls_per_instance, 4)
@@ -387,7 +393,10 @@ def _progress(report: RunReport, client: EnOSClient, on_progress: ProgressCallba
     report.retries = client.stats.retries
     report.throttled = client.stats.throttled
     report.throttle_events = client.limiter.throttle_events
-    report.token_refreshes = client.stats.token_refreshes
+    report.tokens_fetched = client.stats.tokens_fetched
+    report.token_expired = client.stats.token_expired
+    report.outages = client.health.outages
+    report.outage_seconds = client.health.outage_seconds
     report.calls = client.stats.calls
     if on_progress is not None:
         on_progress(report)

@@ -81,6 +81,12 @@ def summarise(report: RunReport, *, quiet: bool, stream: TextIO | None = None) -
         f"({report.instances_per_s:.0f}/s)",
         file=out,
     )
+    if report.outages:
+        print(
+            f"the gateway was unreachable {report.outages} time(s), "
+            f"{report.outage_seconds:.0f} s in all; no ID was charged for it",
+            file=out,
+        )
     if report.calls_per_instance is not None:
         print(
             f"{report.calls} gateway calls, {report.calls_per_instance:.3f} per loaded instance",

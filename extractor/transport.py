@@ -10,7 +10,9 @@ the gateway, which requests handles fully.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import socket
+import ssl
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -19,7 +21,7 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
-from extractor.errors import FatalApiError, GatewayUnreachableError, TransientApiError
+from extractor.errors import ApiError, FatalApiError, GatewayUnreachableError, TransientApiError
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +49,7 @@ class PooledTransport:
     def __init__(
         self, *, pool_size: int, timeout_s: float, verify: bool, ca_bundle: str | None
     ) -> None:
-        self._timeout = urllib3.Timeout(connect=timeout_s, read=timeout_s)
+        self._timeout = urllib3.Timeout(connect=_connect_timeout(timeout_s), read=timeout_s)
         self._pool = urllib3.PoolManager(
             num_pools=4,
             maxsize=pool_size,
@@ -68,16 +70,8 @@ class PooledTransport:
                 retries=False,
                 redirect=False,
             )
-        except urllib3.exceptions.SSLError as exc:
-            raise FatalApiError(f"TLS verification failed for the gateway: {exc}") from exc
-        except urllib3.exceptions.NewConnectionError as exc:  # before TimeoutError: a subclass
-            raise GatewayUnreachableError(f"cannot connect to the gateway: {_reason(exc)}") from exc
-        except (urllib3.exceptions.TimeoutError, TimeoutError) as exc:
-            raise TransientApiError(
-                f"the gateway did not answer within {self._timeout_s:g} s"
-            ) from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise TransientApiError(f"connection failed: {_reason(exc)}") from exc
+            raise translate(exc, self._timeout_s) from exc
         return Answer(r.status, r.data, r.headers)
 
     def close(self) -> None:
@@ -108,23 +102,77 @@ class SessionTransport:
     def send(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None) -> Answer:
         try:
             r = self.session.request(
-                method, url, headers=headers, data=body, timeout=self._timeout_s
+                method,
+                url,
+                headers=headers,
+                data=body,
+                timeout=(_connect_timeout(self._timeout_s), self._timeout_s),
             )
-        except requests.exceptions.SSLError as exc:
-            raise FatalApiError(f"TLS verification failed for the gateway: {exc}") from exc
-        except requests.exceptions.ConnectionError as exc:
-            raise GatewayUnreachableError(f"cannot connect to the gateway: {_reason(exc)}") from exc
-        except requests.exceptions.Timeout as exc:
-            raise TransientApiError(
-                f"the gateway did not answer within {self._timeout_s:g} s"
-            ) from exc
-        except requests.exceptions.RequestException as exc:
-            raise TransientApiError(f"request failed: {_reason(exc)}") from exc
+        except (requests.exceptions.RequestException, OSError) as exc:
+            raise translate(exc, self._timeout_s) from exc
         return Answer(r.status_code, r.content, r.headers)
 
     def close(self) -> None:
         if self._owns:
             self.session.close()
+
+
+_CONNECT_TIMEOUT_MAX_S = 10.0
+"""A gateway that has not accepted a connection in this long is down, not slow."""
+
+
+def _connect_timeout(timeout_s: float) -> float:
+    return min(timeout_s, _CONNECT_TIMEOUT_MAX_S)
+
+
+def translate(exc: BaseException, timeout_s: float) -> ApiError:
+    """The one mapping of a transport's exception (urllib3, requests, the socket) to
+    this package's errors.
+
+    No connection at all (refused, unknown host, no answer to connecting) says the
+    gateway is down, whichever ID was asked for: :class:`GatewayUnreachableError`. A
+    connection that broke or went quiet after the request was sent is that call's
+    misfortune: :class:`TransientApiError`. A TLS failure will not heal by retrying.
+
+    >>> translate(ConnectionRefusedError(111, "Connection refused"), 30).message
+    'cannot connect to the gateway: [Errno 111] Connection refused'
+    >>> type(translate(TimeoutError("timed out"), 30)).__name__
+    'TransientApiError'
+    """
+    causes = list(_chain(exc))
+    if any(isinstance(c, ssl.SSLError | urllib3.exceptions.SSLError) for c in causes):
+        return FatalApiError(f"TLS verification failed for the gateway: {_reason(exc)}")
+    if any(isinstance(c, _NO_CONNECTION) for c in causes):
+        return GatewayUnreachableError(f"cannot connect to the gateway: {_reason(exc)}")
+    if any(isinstance(c, TimeoutError | urllib3.exceptions.TimeoutError) for c in causes):
+        return TransientApiError(f"the gateway did not answer within {timeout_s:g} s")
+    return TransientApiError(f"connection failed: {_reason(exc)}")
+
+
+_NO_CONNECTION = (
+    urllib3.exceptions.NewConnectionError,
+    urllib3.exceptions.ConnectTimeoutError,
+    requests.exceptions.ConnectTimeout,
+    ConnectionRefusedError,
+    socket.gaierror,
+)
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception, its causes and contexts, and what requests and urllib3 wrap."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        todo += [e for e in (current.__cause__, current.__context__) if e is not None]
+        todo += [a for a in current.args if isinstance(a, BaseException)]
+        reason = getattr(current, "reason", None)
+        if isinstance(reason, BaseException):
+            todo.append(reason)
 
 
 def _reason(exc: BaseException) -> str:
@@ -137,4 +185,4 @@ def _reason(exc: BaseException) -> str:
     return (str(inner) or type(inner).__name__)[:200]
 
 
-__all__ = ["Answer", "PooledTransport", "SessionTransport", "Transport"]
+__all__ = ["Answer", "PooledTransport", "SessionTransport", "Transport", "translate"]

@@ -18,7 +18,6 @@ from extractor.errors import (
     ApiError,
     AuthError,
     FatalApiError,
-    GatewayUnreachableError,
     NotFoundError,
     PermanentApiError,
     ThrottledError,
@@ -153,7 +152,7 @@ def test_expired_token_is_renewed_once_and_the_call_repeated(
     )
     client = make_client(gateway, fake_time)
     assert client.get_flow_instance("x") == INSTANCE
-    assert client.stats.token_refreshes == 1
+    assert (client.stats.token_expired, client.stats.tokens_fetched) == (1, 2)
     assert [r.url for r in mock.request_history].count(TOKEN_URL) == 2
 
 
@@ -282,10 +281,39 @@ def test_data_as_list_of_one_is_unwrapped(
     assert make_client(gateway, fake_time).get_flow_instance("x") == INSTANCE
 
 
-def test_unreachable_gateway(gateway: GatewayConfig, fake_time: FakeTime, mock: Any) -> None:
-    mock.post(TOKEN_URL, exc=requests.exceptions.ConnectionError("refused"))
-    with pytest.raises(GatewayUnreachableError, match="cannot connect"):
-        make_client(gateway, fake_time, max_attempts=2).get_flow_instance("x")
+def test_an_unreachable_gateway_at_start_is_fatal_within_the_grace(
+    gateway: GatewayConfig, fake_time: FakeTime, mock: Any
+) -> None:
+    mock.post(TOKEN_URL, exc=ConnectionRefusedError(111, "Connection refused"))
+    client = make_client(gateway, fake_time, max_attempts=2)
+    started = fake_time.now
+    with pytest.raises(FatalApiError, match=r"cannot reach the gateway .*Connection refused"):
+        client.get_flow_instance("x")
+    assert 15 <= fake_time.now - started <= 30
+    assert client.stats.retries == 0, "probes spend no attempts"
+
+
+def test_an_outage_mid_run_costs_the_id_no_attempts(
+    gateway: GatewayConfig, fake_time: FakeTime, mock: Any
+) -> None:
+    refused = {"exc": ConnectionRefusedError(111, "Connection refused")}
+    mock.get(GET_URL, [ok(INSTANCE), *[refused] * 8, ok(INSTANCE)])
+    client = make_client(gateway, fake_time, max_attempts=2)
+    assert client.get_flow_instance("a") == INSTANCE
+    assert client.get_flow_instance("b") == INSTANCE
+    assert client.stats.retries == 0
+    assert client.health.outages == 1 and client.health.outage_seconds > 10
+    assert not client.health.is_down
+
+
+def test_an_outage_longer_than_the_timeout_stops_the_run(
+    gateway: GatewayConfig, fake_time: FakeTime, mock: Any
+) -> None:
+    mock.get(GET_URL, [ok(INSTANCE), {"exc": ConnectionRefusedError(111, "refused")}])
+    client = make_client(gateway, fake_time, outage_timeout_s=60)
+    client.get_flow_instance("a")
+    with pytest.raises(FatalApiError, match=r"unreachable for 6[0-9] s .* resume"):
+        client.get_flow_instance("b")
 
 
 def test_list_page_sends_the_documented_body(

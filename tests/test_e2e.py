@@ -6,9 +6,11 @@ import json
 import os
 import shlex
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -185,27 +187,136 @@ def test_bad_credentials_are_fatal_and_secret_free(
     assert "wrong-secret-123" not in err
 
 
-def test_unreachable_gateway_is_a_clear_fatal_error(
-    tmp_path: Path,
-    env: dict[str, str],
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+def enos_flows(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.Popen[str]:
+    """Start the command line as a user would, from the environment's installed script."""
+    script = str(Path(sys.executable).parent / "enos-flows")
+    return subprocess.Popen(
+        [script, *args],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.mark.parametrize("zone", [None, "GMT+8"], ids=["ask-time-zone", "time-zone-set"])
+def test_a_closed_port_is_fatal_within_30_s(
+    tmp_path: Path, env: dict[str, str], zone: str | None
 ) -> None:
-    monkeypatch.setenv("ENOS_GATEWAY", "http://127.0.0.1:9")
-    code = main(
-        [
+    settings = {**env, "ENOS_GATEWAY": f"http://127.0.0.1:{closed_port()}"}
+    if zone:
+        settings["ENOS_TIMEZONE"] = zone
+    ids = ids_file(tmp_path, some_ids(1500))
+    started = time.monotonic()
+    run = enos_flows(
+        "extract", "--ids-file", str(ids), "--sqlite", str(tmp_path / "w.sqlite"), env=settings
+    )
+    _, err = run.communicate(timeout=60)
+    assert run.returncode == 1, err
+    assert time.monotonic() - started < 30
+    assert "cannot reach the gateway" in err and "Connection refused" in err
+    with sqlite3.connect(tmp_path / "w.sqlite") as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        if "failed_instances" in tables:
+            assert conn.execute("SELECT COUNT(*) FROM failed_instances").fetchone() == (0,)
+
+
+def _restart_after(sim: Simulator, *, after_gets: int, down_s: float) -> threading.Thread:
+    """Stop the simulator once it has served ``after_gets`` Get calls; start it again on
+    the same port ``down_s`` seconds later."""
+
+    def outage() -> None:
+        while sim.stats.requests.get("get", 0) < after_gets:
+            time.sleep(0.02)
+        sim.stop()
+        time.sleep(down_s)
+        sim.start()
+
+    thread = threading.Thread(target=outage, daemon=True)
+    thread.start()
+    return thread
+
+
+def _outage_sim() -> Simulator:
+    return Simulator(
+        population(), credentials=CREDS, port=closed_port(), faults=Faults(latency_ms=10)
+    )
+
+
+def _settings(sim: Simulator) -> dict[str, str]:
+    return {
+        "ENOS_GATEWAY": sim.url,
+        "ENOS_APP_KEY": CREDS.app_key,
+        "ENOS_APP_SECRET": CREDS.app_secret,
+        "ENOS_ORG_ID": CREDS.org_id,
+        "ENOS_USER_ID": CREDS.user_id,
+    }
+
+
+def test_an_outage_mid_run_loads_every_id(tmp_path: Path) -> None:
+    ids = some_ids(1000)
+    db, report = tmp_path / "w.sqlite", tmp_path / "report.json"
+    with _outage_sim() as sim:
+        outage = _restart_after(sim, after_gets=300, down_s=20)
+        run = enos_flows(
             "extract",
-            "--ids",
-            "x",
+            "--ids-file",
+            str(ids_file(tmp_path, ids)),
             "--sqlite",
-            str(tmp_path / "w.sqlite"),
+            str(db),
+            "--workers",
+            "4",
             "--max-attempts",
             "2",
-            "--quiet",
-        ]
-    )
-    assert code == 1
-    assert "cannot connect to the gateway" in capsys.readouterr().err
+            "--report",
+            str(report),
+            env=_settings(sim),
+        )
+        _, err = run.communicate(timeout=180)
+        outage.join()
+    assert run.returncode == 0, err
+    assert "the gateway is unreachable" in err and "answers again after" in err
+    assert {r[0] for r in table_rows(db, "flow_instances")} == set(ids)
+    assert table_rows(db, "failed_instances") == []
+    figures = json.loads(report.read_text())
+    assert figures["outages"] == 1 and figures["outage_seconds"] >= 15, err
+
+
+def test_an_outage_past_the_timeout_stops_and_a_rerun_finishes(tmp_path: Path) -> None:
+    ids = some_ids(1000)
+    db = tmp_path / "w.sqlite"
+    command = [
+        "extract",
+        "--ids-file",
+        str(ids_file(tmp_path, ids)),
+        "--sqlite",
+        str(db),
+        "--workers",
+        "4",
+        "--outage-timeout",
+        "2",
+    ]
+    with _outage_sim() as sim:
+        outage = _restart_after(sim, after_gets=300, down_s=8)
+        run = enos_flows(*command, env=_settings(sim))
+        _, err = run.communicate(timeout=120)
+        assert run.returncode == 1, err
+        assert "unreachable for" in err and "run the same command again" in err
+        loaded_before = len(table_rows(db, "flow_instances"))
+        assert 0 < loaded_before < len(ids)
+        outage.join()
+        rerun = enos_flows(*command, env=_settings(sim))
+        _, err = rerun.communicate(timeout=120)
+    assert rerun.returncode == 0, err
+    assert {r[0] for r in table_rows(db, "flow_instances")} == set(ids)
+    assert table_rows(db, "failed_instances") == []
 
 
 def test_unwritable_destination_is_a_clear_error(
