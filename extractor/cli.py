@@ -7,7 +7,7 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -41,6 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(message)s",
         stream=sys.stderr,
     )
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         code: int = args.func(args)
     except ConfigError as exc:
@@ -49,10 +50,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ExtractorError as exc:
         print(f"enos-flows: error: {exc}", file=sys.stderr)
         return EXIT_FATAL
-    except KeyboardInterrupt:
-        print("enos-flows: interrupted; run the same command again to resume", file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, Terminated) as exc:
+        name = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
+        print(
+            f"enos-flows: interrupted by {name}; run the same command again to resume",
+            file=sys.stderr,
+        )
+        return 128 + (signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return code
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: unwind like Ctrl-C, so that the report is written on the way."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -261,8 +276,10 @@ def _add_gateway_args(p: argparse.ArgumentParser) -> None:
         help="the Batch Processing Service's path (default batch-processing-service/v2.1; "
         "dataflow-batch-service/v2.0 on platforms before EnOS 2.1.2)",
     )
-    g.add_argument("--timeout", type=float, default=30.0, metavar="S", help="per request")
-    g.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
+    g.add_argument("--timeout", type=float, metavar="S", help="per request (default 30)")
+    g.add_argument(
+        "--insecure", action="store_true", default=None, help="do not verify TLS certificates"
+    )
 
 
 def _add_fetch_args(p: argparse.ArgumentParser) -> None:
@@ -333,7 +350,7 @@ def _client(args: argparse.Namespace) -> tuple[EnOSClient, FetchConfig]:
             "timezone": args.timezone,
             "service_path": args.service_path,
             "timeout_s": args.timeout,
-            "verify_tls": not args.insecure,
+            "verify_tls": False if args.insecure else None,
         },
         config_file=args.config,
     )
@@ -350,48 +367,88 @@ def _client(args: argparse.Namespace) -> tuple[EnOSClient, FetchConfig]:
     return EnOSClient(gateway, fetch=fetch), fetch
 
 
+Work = Callable[[EnOSClient, FetchConfig, list[Destination], Progress], RunReport]
+
+
+def _run(args: argparse.Namespace, work: Work) -> int:
+    """Run ``work`` with the run's client, destinations and progress; write the report
+    for every ending, fatal errors and interrupts included."""
+    report_path = _report_path(args.report)
+    client, fetch = _client(args)  # settings first: a typo must not create files
+    dests = _destinations(args)
+    progress = Progress(total=None, quiet=args.quiet, health=client.health)
+    try:
+        with client, progress:
+            report = work(client, fetch, dests, progress)
+    except (ExtractorError, KeyboardInterrupt, Terminated) as exc:
+        if report_path is not None:
+            ended = progress.report or RunReport(run_key="")
+            ended.fatal_error = str(exc) or f"interrupted ({type(exc).__name__})"
+            write_report(report_path, ended)
+        raise
+    summarise(report, quiet=args.quiet)
+    if report_path is not None:
+        write_report(report_path, report)
+    return report.exit_code
+
+
+def _report_path(name: str | None) -> Path | None:
+    """The report's path, checked writable before any work starts."""
+    if not name:
+        return None
+    path = Path(name)
+    try:
+        with path.open("a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"cannot write the report to {path}: {exc.strerror}") from None
+    return path
+
+
 def _cmd_sync(args: argparse.Namespace) -> int:
     if args.mode != "upsert":
         raise ConfigError("sync re-loads instances as they change, so it only upserts")
-    client, fetch = _client(args)  # settings first: a typo must not create files
-    dests = _destinations(args)
-    with client:
+
+    def work(
+        client: EnOSClient, fetch: FetchConfig, dests: list[Destination], progress: Progress
+    ) -> RunReport:
         tz = parse_timezone(client.config.timezone) if client.config.timezone else None
         since = parse_time(args.since, "--since", tz) if args.since else None
         until = parse_time(args.until, "--until", tz) if args.until else datetime.now(UTC)
-        with Progress(total=None, quiet=args.quiet) as progress:
-            report = run_sync(
-                client=client,
-                destinations=dests,
-                since=since,
-                until=until,
-                lookback=timedelta(minutes=args.lookback),
-                types=args.types or ALL_TYPES,
-                detail=args.detail,
-                fetch=fetch,
-                on_progress=progress,
-            )
-    return _finish(report, args)
+        return run_sync(
+            client=client,
+            destinations=dests,
+            since=since,
+            until=until,
+            lookback=timedelta(minutes=args.lookback),
+            types=args.types or ALL_TYPES,
+            detail=args.detail,
+            fetch=fetch,
+            on_progress=progress,
+        )
+
+    return _run(args, work)
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
-    client, fetch = _client(args)  # settings first: a typo must not create files
-    dests = _destinations(args)
-    with client:
+    def work(
+        client: EnOSClient, fetch: FetchConfig, dests: list[Destination], progress: Progress
+    ) -> RunReport:
         source = _id_source(args, client, dests)
+        progress.total = source.total
         description = source.identity
         if args.no_resume or args.mode == "replace":
             description = ""  # a resumed replace would empty what the first attempt loaded
-        with Progress(total=source.total, quiet=args.quiet) as progress:
-            report = run_extract(
-                source.ids,
-                client=client,
-                destinations=dests,
-                fetch=fetch,
-                description=description,
-                on_progress=progress,
-            )
-    return _finish(report, args)
+        return run_extract(
+            source.ids,
+            client=client,
+            destinations=dests,
+            fetch=fetch,
+            description=description,
+            on_progress=progress,
+        )
+
+    return _run(args, work)
 
 
 def _id_source(args: argparse.Namespace, client: EnOSClient, dests: list[Destination]) -> IdSource:
@@ -422,14 +479,6 @@ def _id_source(args: argparse.Namespace, client: EnOSClient, dests: list[Destina
         status=args.status,
         detail=args.detail,
     )
-
-
-def _finish(report: RunReport, args: argparse.Namespace) -> int:
-    """Print the summary, write the report, and return the run's exit code."""
-    summarise(report, quiet=args.quiet)
-    if args.report:
-        write_report(Path(args.report), report)
-    return report.exit_code
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:

@@ -49,6 +49,7 @@ class RunReport:
     run_key: str
     resumed: bool = False
     ids_seen: int = 0
+    duplicates: int = 0
     skipped: int = 0
     fetched: int = 0
     loaded: int = 0
@@ -92,6 +93,7 @@ class RunReport:
             "exit_code": self.exit_code,
             "ids": {
                 "seen": self.ids_seen,
+                "duplicates": self.duplicates,
                 "skipped_already_done": self.skipped,
                 "fetched": self.fetched,
                 "loaded": self.loaded,
@@ -280,6 +282,11 @@ def run_extract(
     try:
         for item in fetch_instances(client, todo, workers=fetch.workers):
             batch.append(item)
+            if isinstance(item, Failed):
+                report.failed += 1
+            else:
+                report.fetched += 1
+            _progress(report, client, on_progress)
             if len(batch) >= fetch.batch_size:
                 _flush(batch, tz, destinations, stores, report)
                 batch = []
@@ -297,8 +304,10 @@ def run_extract(
 def _pending(
     ids: Iterable[Item], stores: Sequence[StateStore], report: RunReport, chunk: int
 ) -> Iterator[Item]:
-    """Stream the items still to do, skipping those every destination has checkpointed."""
+    """Stream the items still to do: each ID once, however often the input repeats it,
+    and none that every destination has checkpointed."""
     buffer: list[tuple[str, Item]] = []
+    seen: set[str] = set()
 
     def drain() -> Iterator[Item]:
         keys = [key for key, _ in buffer]
@@ -317,6 +326,11 @@ def _pending(
         else:
             item, key = raw, str(raw.get("instanceId") or "")
         report.ids_seen += 1
+        if key in seen:
+            report.duplicates += 1
+            continue
+        if key:
+            seen.add(key)
         buffer.append((key, item))
         if len(buffer) >= chunk:
             yield from drain()
@@ -347,7 +361,6 @@ def _flush(
     position = 0
     for item in batch:
         if isinstance(item, Failed):
-            report.failed += 1
             report.failures_by_reason[type(item.error).__name__] += 1
             failures.append(
                 failure_row(
@@ -356,7 +369,6 @@ def _flush(
             )
             outcomes.append((item.instance_id, "failed"))
             continue
-        report.fetched += 1
         reject = rejected.get(position)
         position += 1
         if reject is None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, TextIO
@@ -13,46 +14,101 @@ from typing import Any, TextIO
 from tqdm import tqdm
 
 from extractor.errors import ConfigError
+from extractor.health import GatewayHealth
 from extractor.pipeline import EXIT_OK, RunReport
 
 log = logging.getLogger("extractor")
-_LOG_EVERY_S = 10.0
+_EVERY_S = 1.0
 
 
 class Progress:
-    """Callable given to :func:`extractor.pipeline.run_extract` as ``on_progress``."""
+    """Callable given to :func:`extractor.pipeline.run_extract` as ``on_progress``.
+
+    The pipeline calls it for every finished ID; it shows at most one update a second
+    (a bar on a terminal, log lines elsewhere, nothing when quiet), and a ticker shows
+    one every second even while no ID finishes (an outage, a long throttle).
+    """
 
     def __init__(
-        self, *, total: int | None, quiet: bool = False, stream: TextIO | None = None
+        self,
+        *,
+        total: int | None,
+        quiet: bool = False,
+        stream: TextIO | None = None,
+        health: GatewayHealth | None = None,
     ) -> None:
         self._stream = stream or sys.stderr
         self._quiet = quiet
+        self._health = health
         self._bar: tqdm[Any] | None = None
-        self._last_log = 0.0
-        self._total = total
+        self._last = 0.0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+        self.report: RunReport | None = None
+        """The run's report as last seen: what it has done so far."""
         if not quiet and self._stream.isatty():
             self._bar = tqdm(total=total, unit="id", file=self._stream, dynamic_ncols=True)
+        self.total = total
+        if not quiet:
+            self._ticker = threading.Thread(target=self._tick, name="progress", daemon=True)
+            self._ticker.start()
+
+    @property
+    def total(self) -> int | None:
+        """IDs the run will see, when known."""
+        return self._total
+
+    @total.setter
+    def total(self, value: int | None) -> None:
+        self._total = value
+        if self._bar is not None:
+            self._bar.total = value
+            self._bar.refresh()
 
     def __call__(self, report: RunReport) -> None:
-        done = report.fetched + report.failed + report.skipped
-        if self._bar is not None:
-            self._bar.update(done - self._bar.n)
-            self._bar.set_postfix(
-                failed=report.failed + report.rejected,
-                retries=report.retries,
-                rate=f"{report.instances_per_s:.0f}/s",
-                refresh=False,
-            )
-        elif not self._quiet and time.monotonic() - self._last_log >= _LOG_EVERY_S:
-            self._last_log = time.monotonic()
+        self.report = report
+        if not self._quiet and time.monotonic() - self._last >= _EVERY_S:
+            self._show(report)
+
+    def _tick(self) -> None:
+        while not self._stop.wait(_EVERY_S):
+            report = self.report
+            if report is not None and time.monotonic() - self._last >= _EVERY_S:
+                self._show(report)
+
+    def _show(self, report: RunReport) -> None:
+        with self._lock:
+            self._last = time.monotonic()
+            done = report.fetched + report.failed + report.skipped
+            elapsed = time.monotonic() - report.started_at
+            rate = (report.fetched + report.failed) / elapsed if elapsed > 0 else 0.0
+            state = "DOWN, paused" if self._health is not None and self._health.is_down else "up"
+            if self._bar is not None:
+                self._bar.update(done - self._bar.n)
+                self._bar.set_postfix(
+                    failed=report.failed + report.rejected,
+                    retries=report.retries,
+                    throttled=report.throttled,
+                    gateway=state,
+                    refresh=True,
+                )
+                return
             total = f"/{self._total}" if self._total else ""
+            eta = ""
+            if self._total and rate > 0:
+                eta = f", ETA {max(self._total - done, 0) / rate:.0f} s"
             log.info(
-                "progress: %d%s ids done, %d failed, %d retries, %.0f instances/s",
+                "progress: %d%s ids done, %d failed, %.0f/s%s, %d retries, %d throttled, "
+                "gateway %s",
                 done,
                 total,
                 report.failed + report.rejected,
+                rate,
+                eta,
                 report.retries,
-                report.instances_per_s,
+                report.throttled,
+                state,
             )
 
     def __enter__(self) -> Progress:
@@ -62,7 +118,12 @@ class Progress:
         self.close()
 
     def close(self) -> None:
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join()
         if self._bar is not None:
+            if self.report is not None:
+                self._show(self.report)
             self._bar.close()
 
 

@@ -9,11 +9,10 @@ cannot, and have none.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from pathlib import Path
-from typing import TextIO
 
 from extractor.client import EnOSClient
 from extractor.config import FetchConfig
@@ -45,18 +44,20 @@ def failed(destinations: Sequence[Destination]) -> IdSource:
 
 
 def from_file(name: str, destinations: Sequence[Destination]) -> IdSource:
-    """One ID per line of a file (``-`` for standard input); blank and ``#`` lines skipped.
+    """One ID per line of a UTF-8 file (``-`` for standard input); blank lines and
+    ``#`` comments, whole-line or after an ID, skipped.
 
-    The identity includes the file's size and time of change, so a rewritten file
-    starts a new run.
+    The file is read once before the run starts, to count its IDs and to find any line
+    that is not UTF-8. The identity includes its size and time of change, so a
+    rewritten file starts a new run.
     """
     if name == "-":
-        return IdSource(read_lines(sys.stdin), None, "")
+        return IdSource(read_lines(_decoded(sys.stdin.buffer, "standard input")), None, "")
     path = Path(name)
     try:
         stat = path.stat()
         with path.open("rb") as fh:
-            total = sum(1 for line in fh if line.strip())
+            total = sum(1 for _ in read_lines(_decoded(fh, str(path))))
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
     identity = f"file:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}>{_where(destinations)}"
@@ -87,17 +88,28 @@ def discovered(
     return IdSource(as_items(found, detail), None, f"window:{window}>{_where(destinations)}")
 
 
-def read_lines(stream: TextIO) -> Iterator[str]:
-    """The IDs of a stream: stripped lines, without blank and ``#`` comment lines.
+def read_lines(lines: Iterable[str]) -> Iterator[str]:
+    """The IDs of lines: stripped, without blank lines and ``#`` comments.
 
-    >>> import io
-    >>> list(read_lines(io.StringIO("1-2\\n\\n# later\\n 3-4 \\n")))
+    >>> list(read_lines(["1-2\\n", "\\n", "# later\\n", " 3-4  # retried\\n"]))
     ['1-2', '3-4']
     """
-    for line in stream:
-        text = line.strip()
-        if text and not text.startswith("#"):
+    for line in lines:
+        text = line.split("#", 1)[0].strip()
+        if text:
             yield text
+
+
+def _decoded(lines: Iterable[bytes], name: str) -> Iterator[str]:
+    """Lines of a file as UTF-8 text; a line that is not is a clear error."""
+    for number, raw in enumerate(lines, 1):
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"{name}, line {number}: not UTF-8 text (byte {raw[exc.start]:#04x} at "
+                f"column {exc.start + 1}); IDs files must be UTF-8"
+            ) from None
 
 
 def parse_time(text: str, flag: str, tz: tzinfo | None) -> datetime:
@@ -117,8 +129,8 @@ def parse_time(text: str, flag: str, tz: tzinfo | None) -> datetime:
 
 
 def _file_lines(path: Path) -> Iterator[str]:
-    with path.open(encoding="utf-8") as fh:
-        yield from read_lines(fh)
+    with path.open("rb") as fh:
+        yield from read_lines(_decoded(fh, str(path)))
 
 
 def _where(destinations: Sequence[Destination]) -> str:
