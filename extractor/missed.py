@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from extractor._coerce import to_utc
 from extractor._wallclock import LOCAL, MAX_YEAR, MIN_YEAR, shift_for
 from extractor.config import parse_timezone
 from extractor.errors import ConfigError
@@ -171,5 +170,6 @@ def _utc_micros(wall: np.ndarray, zone: tzinfo) -> np.ndarray:
     if shift is not None and (not len(wall) or (wall[0] >= _FAST_FIRST and wall[-1] < _FAST_END)):
         utc: np.ndarray = shift(pa.array(wall, LOCAL)).cast(pa.int64()).to_numpy()
         return utc
-    read = [to_utc(_EPOCH + timedelta(microseconds=w), zone) for w in wall.tolist()]
-    return np.array([_micros(r) for r in read if r is not None], np.int64)
+    # The reference reading, to_utc's: fold=0 through zoneinfo, for any zone and year.
+    moments = (_EPOCH + timedelta(microseconds=w) for w in wall.tolist())
+    return np.array([_micros(m.replace(tzinfo=zone)) for m in moments], np.int64)

@@ -130,14 +130,22 @@ def test_fires_on_the_servers_wall_clock() -> None:
     assert found["local_fire_time"].tolist() == [pd.Timestamp(2024, 2, 5, 8, 30)]
 
 
-def test_spring_forward_gap() -> None:
+@pytest.mark.parametrize(
+    "zone",
+    [
+        pytest.param(NEW_YORK, id="column-wise"),
+        # Not the zone its key names, so Arrow cannot stand in for it: one at a time.
+        pytest.param(ZoneInfo.no_cache("America/New_York"), id="one-by-one"),
+    ],
+)
+def test_spring_forward_gap(zone: ZoneInfo) -> None:
     # New York skips 02:00-03:00 on 10 March 2024. The 02:30 fire of that day is read
     # with the offset from before the gap (EST, -5): 07:30 UTC, when clocks say 03:30.
     found = missed_runs(
         _instances("0 30 2 * * ? *", [_utc(2024, 3, 8, 7, 30)]),
         _utc(2024, 3, 9),
         _utc(2024, 3, 12),
-        timezone=NEW_YORK,
+        timezone=zone,
     )
     assert _missed_utc(found) == [
         _utc(2024, 3, 9, 7, 30),
@@ -145,6 +153,17 @@ def test_spring_forward_gap() -> None:
         _utc(2024, 3, 11, 6, 30),
     ]
     assert [t.hour for t in found["local_fire_time"]] == [2, 2, 2]
+
+
+def test_fires_past_2037_keep_the_zones_rules() -> None:
+    # Arrow's tz data stops at 2037; zoneinfo's rule still puts 4 July 2090 in EDT (-4).
+    found = missed_runs(
+        _instances("0 0 12 4 7 ? 2090", [_utc(2024, 1, 1)]),
+        _utc(2090, 1, 1),
+        _utc(2091, 1, 1),
+        timezone=NEW_YORK,
+    )
+    assert _missed_utc(found) == [_utc(2090, 7, 4, 16)]
 
 
 def test_spring_forward_gap_fire_and_the_one_after_it_are_one_run() -> None:
