@@ -9,6 +9,7 @@ tested too.
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,21 @@ def test_runs_on_the_demo_warehouse(
         capsys.readouterr()
     notebook = runner.execute(path, SOURCE="demo", WAREHOUSE=str(demo / "warehouse.sqlite"))
     assert _stderr(notebook) == []
+
+
+def test_readme_shows_the_pictures_make_pictures_commits() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    shown = set(re.findall(r"!\[[^\]]+\]\((docs/img/[^)]+\.png)\)", readme))
+    named = {f"docs/img/{name}" for name in re.findall(r"`(\w+\.png)`", readme)}
+    made = {f"docs/img/{name}" for names in PICTURES.values() for name in names}
+    assert shown >= {
+        "docs/img/success_heatmap.png",
+        "docs/img/timeline.png",
+        "docs/img/missed_runs.png",
+        "docs/img/task_graph.png",
+    }
+    assert shown | named == made
+    assert {str(p.relative_to(ROOT)) for p in (ROOT / "docs" / "img").glob("*.png")} == made
 
 
 def test_kernel_is_this_interpreter(tmp_path: Path) -> None:

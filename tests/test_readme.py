@@ -11,8 +11,7 @@ import extractor
 from extractor.cli import _parser
 from extractor.schema import markdown_reference
 
-ROOT = Path(__file__).parents[1]
-README = (ROOT / "README.md").read_text(encoding="utf-8")
+README = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
 
 
 def test_column_reference_is_generated_from_the_schema() -> None:
@@ -55,16 +54,3 @@ def test_public_api_is_exactly_all() -> None:
     assert public - modules == set(extractor.__all__)
     for name in extractor.__all__:
         assert getattr(extractor, name) is not None
-
-
-def test_pictures_are_the_ones_make_pictures_commits() -> None:
-    shown = set(re.findall(r"!\[[^\]]+\]\((docs/img/[^)]+\.png)\)", README))
-    named = {f"docs/img/{name}" for name in re.findall(r"`(\w+\.png)`", README)}
-    made = {str(p.relative_to(ROOT)) for p in (ROOT / "docs" / "img").glob("*.png")}
-    assert shown >= {
-        "docs/img/success_heatmap.png",
-        "docs/img/timeline.png",
-        "docs/img/missed_runs.png",
-        "docs/img/task_graph.png",
-    }
-    assert shown | named == made
