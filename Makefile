@@ -1,10 +1,11 @@
-# The two commands of the README's quick start. Each does its own set-up.
+# The two commands of the README's quick start, and the pictures the README shows. Each
+# does its own set-up.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test pictures bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,11 +17,15 @@ demo: $(STAMP)
 	$(BIN)/python -m extractor demo --out demo
 
 test: $(STAMP)
-	$(BIN)/ruff check extractor tests benchmarks
-	$(BIN)/ruff format --check extractor tests benchmarks
+	$(BIN)/ruff check extractor tests benchmarks notebooks
+	$(BIN)/ruff format --check extractor tests benchmarks notebooks
 	$(BIN)/mypy
 	bash tests/ensure_postgres.sh
 	$(BIN)/python -m pytest
+
+pictures: $(STAMP)
+	mkdir -p docs/img
+	$(BIN)/python notebooks/run.py --pictures docs/img
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/flatten.py

@@ -30,6 +30,7 @@ from extractor.loaders import (
     write_parquet,
     write_sql,
 )
+from extractor.missed import missed_runs
 from extractor.pipeline import RunReport, extract, flatten, run_extract
 from extractor.schema import TABLES, TABLES_BY_NAME
 from extractor.sync import run_sync
@@ -59,6 +60,7 @@ __all__ = [
     "extract",
     "flatten",
     "load_gateway_config",
+    "missed_runs",
     "parse_timezone",
     "read_parquet",
     "read_sql",

@@ -203,6 +203,27 @@ class Schedule:
                 fires[i], found[i] = (fire - _EPOCH) // _MICROSECOND, True
         return fires, found
 
+    def fires_between(self, start: datetime, stop: datetime) -> np.ndarray:
+        """Return every fire in ``[start, stop)``, in order, as wall-clock microseconds
+        since 1970-01-01 (``int64``); none for an invalid schedule.
+
+        Only the wall-clock fields of ``start`` and ``stop`` count. The fires are the
+        firing days of the calendar behind :meth:`next_fires` crossed with the times of day.
+
+        >>> s = parse_cron("0 0 12 LW * ? *")  # noon on the last weekday of the month
+        >>> fires = s.fires_between(datetime(2024, 3, 1), datetime(2024, 7, 1))
+        >>> [str(np.datetime64(int(f), "us").astype("datetime64[D]")) for f in fires]
+        ['2024-03-29', '2024-04-30', '2024-05-31', '2024-06-28']
+        """
+        low = (start.replace(tzinfo=None) - _EPOCH) // _MICROSECOND
+        high = (stop.replace(tzinfo=None) - _EPOCH) // _MICROSECOND
+        first, last = max(low // _DAY_US, _FIRST_DAY), min((high - 1) // _DAY_US, _LAST_DAY)
+        if self._compiled is None or last < first:
+            return np.zeros(0, np.int64)
+        days = np.flatnonzero(self._firing_days(first, last)) + first
+        fires: np.ndarray = (days[:, None] * _DAY_US + self._times_of_day_us()).ravel()
+        return fires[(fires >= low) & (fires < high)]
+
     def _times_of_day_us(self) -> np.ndarray:
         times = self._memo.get("times")
         if times is None:

@@ -527,26 +527,27 @@ def _micros(moment: datetime) -> int:
     return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
-@pytest.mark.parametrize(
-    "expression",
-    [
-        "0 1/1 * * * ? *",
-        "0 0/30 9-17 ? * MON-FRI",
-        "0 0 8 ? * MON-FRI *",
-        "15,45 10 6,18 * * ?",
-        "0 0 0 1 * ?",
-        "0 0 12 L * ?",
-        "0 0 12 L-3W * ?",
-        "0 0 12 15W * ?",
-        "0 0 12 31 * ?",
-        "0 0 12 ? * 6L",
-        "0 0 12 ? * 2#5",
-        "0 0 0 29 2 ? *",
-        "0 0 0 1 1 ? 2024,2031",
-        "0 0 0 ? * SUN 2099",
-        "*/20 * 23 * * ?",
-    ],
-)
+_VARIED = [
+    "0 1/1 * * * ? *",
+    "0 0/30 9-17 ? * MON-FRI",
+    "0 0 8 ? * MON-FRI *",
+    "15,45 10 6,18 * * ?",
+    "0 0 0 1 * ?",
+    "0 0 12 L * ?",
+    "0 0 12 L-3W * ?",
+    "0 0 12 15W * ?",
+    "0 0 12 31 * ?",
+    "0 0 12 ? * 6L",
+    "0 0 12 ? * 2#5",
+    "0 0 0 29 2 ? *",
+    "0 0 0 1 1 ? 2024,2031",
+    "0 0 0 ? * SUN 2099",
+    "*/20 * 23 * * ?",
+]
+"""Schedules of every field form, for checks of one way of finding fires against another."""
+
+
+@pytest.mark.parametrize("expression", _VARIED)
 def test_next_fires_agrees_with_next_fire(expression: str) -> None:
     schedule = parse_cron(expression)
     rng = random.Random(expression)
@@ -562,6 +563,34 @@ def test_next_fires_agrees_with_next_fire(expression: str) -> None:
         for moment, fire, ok in zip(chunk, fires.tolist(), found.tolist(), strict=True):
             expected = schedule.next_fire(moment)
             assert (_EPOCH + timedelta(microseconds=fire) if ok else None) == expected, moment
+
+
+@pytest.mark.parametrize("expression", _VARIED)
+def test_fires_between_agrees_with_next_fire(expression: str) -> None:
+    schedule = parse_cron(expression)
+    rng = random.Random(expression)
+    for _ in range(5):
+        start = datetime(rng.randint(1969, 2099), rng.randint(1, 12), rng.randint(1, 28), 11)
+        stop = start + timedelta(days=rng.choice((1, 3, 40)), seconds=rng.randint(0, 59))
+        expected, fire = [], schedule.next_fire(start - timedelta(microseconds=1))
+        while fire is not None and fire < stop:
+            expected.append(fire)
+            fire = schedule.next_fire(fire)
+
+        fires = schedule.fires_between(start, stop)
+
+        assert [_EPOCH + timedelta(microseconds=f) for f in fires.tolist()] == expected
+
+
+def test_fires_between_an_empty_or_invalid_window_is_empty() -> None:
+    daily = parse_cron("0 0 0 * * ? *")
+    assert daily.fires_between(datetime(2024, 1, 2), datetime(2024, 1, 2)).tolist() == []
+    assert daily.fires_between(datetime(2024, 1, 2), datetime(2024, 1, 1)).tolist() == []
+    assert (
+        parse_cron("0 0 0 * * * *").fires_between(datetime(2024, 1, 1), datetime(2025, 1, 1)).size
+        == 0
+    )
+    assert daily.fires_between(datetime(2100, 1, 1), datetime(2101, 1, 1)).size == 0
 
 
 def test_next_fires_outside_the_years_of_a_cron() -> None:

@@ -209,6 +209,44 @@ def test_ids_with_a_limit_reach_a_million_by_widening_the_window() -> None:
     assert population.instance(instance_id) is not None
 
 
+def test_missed_runs_are_off_by_default(population: Population) -> None:
+    assert population.missed_rate == 0
+    assert population.missed() == []
+
+
+def test_planted_missed_runs_leave_no_instance_and_nothing_else_changes() -> None:
+    window = {"seed": 3, "flows": 12, "start": START, "end": START + timedelta(days=2)}
+    plain, planted = Population(**window), Population(**window, missed_rate=0.05)
+    missed = planted.missed()
+    missed_ids = [f"{flow_id}-{trigger:%Y%m%d%H%M%S}" for flow_id, trigger in missed]
+    every = list(plain.ids())
+    assert sorted(missed, key=lambda fire: (fire[1], fire[0])) == missed
+    assert 0.03 < len(missed) / len(every) < 0.07
+    assert list(planted.ids()) == [i for i in every if i not in set(missed_ids)]
+    assert planted.count() == len(every) - len(missed)
+    assert all(planted.instance(i) is None for i in missed_ids)
+    assert all(plain.instance(i) is not None for i in missed_ids[:20])
+    kept = next(i for i in every if i not in set(missed_ids))
+    assert planted.instance(kept) == plain.instance(kept)
+    from_ms, to_ms = planted.to_epoch_ms(START), planted.to_epoch_ms(planted.end)
+    assert not set(planted.search_ids(from_ms, to_ms)) & set(missed_ids)
+    assert Population(**window, missed_rate=0.05).missed() == missed
+
+
+def test_missed_runs_follow_the_clock() -> None:
+    population = Population(flows=12, start=START, end=END, missed_rate=0.05, now=START)
+    assert population.missed() == []
+    population.advance(timedelta(hours=6))
+    assert population.missed()
+    assert all(trigger <= population.now for _, trigger in population.missed())
+
+
+@pytest.mark.parametrize("rate", [-0.1, 1.5])
+def test_missed_rate_is_validated(rate: float) -> None:
+    with pytest.raises(ConfigError, match="missed rate"):
+        Population(missed_rate=rate)
+
+
 @pytest.mark.parametrize(
     "instance_id",
     [

@@ -179,6 +179,15 @@ def make_plan(
     )
 
 
+def is_missed(seed: int, instance_id: str, rate: float) -> bool:
+    """Tell whether the scheduler never started this fire (a missed run), at ``rate``.
+
+    The draw has a stream of its own, so planting missed runs leaves every other
+    instance's plan as it was.
+    """
+    return rate > 0 and random.Random(f"{seed}:missed:{instance_id}").random() < rate
+
+
 def _before_start(plan: Plan, now: datetime) -> int:
     waited = (now - plan.trigger) / max(plan.start - plan.trigger, timedelta(seconds=1))
     if waited < 0.2:

@@ -26,6 +26,7 @@ from extractor.simulator.lifecycle import (
     Observation,
     Plan,
     Quirk,
+    is_missed,
     make_plan,
     observe,
 )
@@ -74,6 +75,8 @@ class Population:
         now: The population's clock (default ``end``). Instances triggered later do not
             exist yet; the status of the others depends on it.
         quirk_rates: Overrides of :data:`DEFAULT_QUIRK_RATES`, e.g. ``{"data-list": 1}``.
+        missed_rate: Share of fires the scheduler never started: no instance has their
+            ID, the search skips them and :meth:`missed` lists them. Off by default.
 
     Naive datetimes are wall-clock times in ``timezone``; aware ones are converted.
     """
@@ -88,6 +91,7 @@ class Population:
         timezone: str = "Asia/Shanghai",
         now: datetime | None = None,
         quirk_rates: Mapping[Quirk, float] | None = None,
+        missed_rate: float = 0.0,
     ) -> None:
         if flows < 1:
             raise ConfigError(f"a population needs at least one flow, got {flows}")
@@ -107,6 +111,9 @@ class Population:
         if sum(rates[q] for q in QUIRKS if q.startswith("relations-")) > 1:
             raise ConfigError("the relation spellings' rates add up to more than 1")
         self.quirk_rates: Mapping[Quirk, float] = rates
+        if not 0 <= missed_rate <= 1:
+            raise ConfigError(f"bad missed rate: {missed_rate!r}")
+        self.missed_rate = missed_rate
         self._flows: dict[int, FlowSpec] = {}
         self._lock = threading.Lock()
 
@@ -154,6 +161,8 @@ class Population:
 
     def count(self) -> int:
         """Count the instances that exist at ``now``."""
+        if self.missed_rate:
+            return sum(1 for _ in self.ids())
         stop = self._stop()
         return sum(f.schedule.count(self.start, stop) for f in self.flows())
 
@@ -176,7 +185,26 @@ class Population:
     def _fires(self, start: datetime, stop: datetime, flows: Iterable[FlowSpec]) -> Iterator[str]:
         streams = [_tagged(spec, start, stop) for spec in flows]
         for moment, flow_id in heapq.merge(*streams):
-            yield instance_id_of(flow_id, moment)
+            instance_id = instance_id_of(flow_id, moment)
+            if not is_missed(self.seed, instance_id, self.missed_rate):
+                yield instance_id
+
+    def missed(self) -> list[tuple[int, datetime]]:
+        """Return the fires planted as missed up to ``now``, as ``(flow_id, trigger)`` by
+        trigger time then flow ID; the trigger is wall-clock in the population's zone.
+
+        >>> p = Population(flows=9, start=datetime(2026, 1, 1), end=datetime(2026, 1, 2),
+        ...                missed_rate=0.01)
+        >>> flow_id, trigger = p.missed()[0]
+        >>> p.instance(instance_id_of(flow_id, trigger)) is None
+        True
+        """
+        streams = [_tagged(spec, self.start, self._stop()) for spec in self.flows()]
+        return [
+            (flow_id, moment)
+            for moment, flow_id in heapq.merge(*streams)
+            if is_missed(self.seed, instance_id_of(flow_id, moment), self.missed_rate)
+        ]
 
     def ids(self, limit: int | None = None) -> Iterator[str]:
         """Yield instance IDs by trigger time, then flow ID.
@@ -209,6 +237,8 @@ class Population:
         except (KeyError, ValueError):
             return None
         if not self.start <= trigger < self.end or not spec.schedule.is_fire(trigger):
+            return None
+        if is_missed(self.seed, instance_id, self.missed_rate):
             return None
         return spec, trigger
 
