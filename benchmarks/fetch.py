@@ -213,9 +213,7 @@ def discover_into(
     dest = SqlDestination(f"sqlite:///{db}")
     with EnOSClient(gateway(url), fetch=fetch) as client:
         cpu0, wall0 = time.process_time(), time.perf_counter()
-        source = discovered(
-            client, [dest], start=window[0], end=window[1], detail=detail, fetch=fetch
-        )
+        source = discovered(client, start=window[0], end=window[1], detail=detail, fetch=fetch)
         report = run_extract(source.ids, client=client, destinations=[dest], fetch=fetch)
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     return {

@@ -320,6 +320,8 @@ def _add_fetch_args(p: argparse.ArgumentParser) -> None:
 
 
 def _destinations(args: argparse.Namespace) -> list[Destination]:
+    if args.db_schema and not args.db:
+        raise ConfigError("--schema names a schema of the --db database; SQLite has none")
     dests: list[Destination] = []
     if args.sqlite:
         dests.append(
@@ -431,12 +433,16 @@ def _cmd_sync(args: argparse.Namespace) -> int:
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
+    _check_source_flags(args)
+    # An IDs file is read through before anything is created: a bad line is a usage error.
+    from_file = sources.from_file(args.ids_file) if args.ids_file else None
+
     def work(
         client: EnOSClient, fetch: FetchConfig, dests: list[Destination], progress: Progress
     ) -> RunReport:
-        source = _id_source(args, client, dests)
+        source = from_file or _id_source(args, client, dests)
         progress.total = source.total
-        description = source.identity
+        description = source.run_identity(dests)
         if args.no_resume or args.mode == "replace":
             description = ""  # a resumed replace would empty what the first attempt loaded
         return run_extract(
@@ -451,7 +457,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     return _run(args, work)
 
 
-def _id_source(args: argparse.Namespace, client: EnOSClient, dests: list[Destination]) -> IdSource:
+def _check_source_flags(args: argparse.Namespace) -> None:
     if not args.from_time:
         for flag, given in (
             ("--to", args.to_time),
@@ -461,18 +467,18 @@ def _id_source(args: argparse.Namespace, client: EnOSClient, dests: list[Destina
         ):
             if given:
                 raise ConfigError(f"{flag} goes with --from (it narrows discovery)")
+
+
+def _id_source(args: argparse.Namespace, client: EnOSClient, dests: list[Destination]) -> IdSource:
     if args.ids:
-        return sources.listed(args.ids, dests)
+        return sources.listed(args.ids)
     if args.retry_failed:
         return sources.failed(dests)
-    if args.ids_file:
-        return sources.from_file(args.ids_file, dests)
     tz = parse_timezone(client.config.timezone) if client.config.timezone else None
     start = parse_time(args.from_time, "--from", tz)
     end = parse_time(args.to_time, "--to", tz) if args.to_time else datetime.now().astimezone()
     return sources.discovered(
         client,
-        dests,
         start=start,
         end=end,
         types=args.types or ALL_TYPES,

@@ -75,8 +75,12 @@ class GatewayConfig:
         for name in ("app_key", "app_secret", "org_id", "user_id"):
             if not getattr(self, name):
                 raise ConfigError(f"{name} is empty (set it or {ENV_VARS[name]})")
-        if self.timeout_s <= 0:
-            raise ConfigError(f"timeout_s must be positive, got {self.timeout_s}")
+        if not _is_number(self.timeout_s) or self.timeout_s <= 0:
+            raise ConfigError(
+                f"timeout_s must be a positive number of seconds, got {self.timeout_s!r}"
+            )
+        if not isinstance(self.verify_tls, bool):
+            raise ConfigError(f"verify_tls must be true or false, got {self.verify_tls!r}")
         if self.timezone is not None:
             parse_timezone(self.timezone)
         service = self.service_path.strip("/") if isinstance(self.service_path, str) else None
@@ -128,6 +132,10 @@ class FetchConfig:
             raise ConfigError(f"max_depth must be at least page_size, got {self.max_depth}")
         if self.split < timedelta(seconds=1):
             raise ConfigError(f"split must be at least a second, got {self.split}")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def parse_timezone(name: str) -> tzinfo:

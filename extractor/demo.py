@@ -63,7 +63,7 @@ def run_demo(out: Path, *, instances: int = 400) -> int:
         )
         start, end = _window_of(population, instances)
         with EnOSClient(gateway, fetch=fetch) as client:
-            source = discovered(client, dests, start=start, end=end, fetch=fetch)
+            source = discovered(client, start=start, end=end, fetch=fetch)
             report = run_extract(source.ids, client=client, destinations=dests, fetch=fetch)
     print(
         f"\nloaded {report.loaded} instances, {report.rows['task_instances']} task instances, "

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from extractor.errors import LoadError
 from extractor.frames import FlowFrames
-from extractor.loaders import WriteMode, connect, write_parquet, write_sql
+from extractor.loaders import SqlLoader, WriteMode, write_parquet
 from extractor.schema import FAILURES, INSTANCES
 from extractor.state import StateStore
 
@@ -28,19 +28,21 @@ class SqlDestination:
         schema: str | None = None,
         table_prefix: str = "",
     ) -> None:
-        self.engine = connect(url_or_engine)
+        self._loader = SqlLoader(url_or_engine, schema=schema, table_prefix=table_prefix)
+        self.engine = self._loader.engine
         self.mode: WriteMode = mode
         self.schema = schema
         self.table_prefix = table_prefix
-        self.label = self.engine.url.render_as_string(hide_password=True)
+        self.label = self._loader.label
+        # The tables (and the schema) first, so that the state tables find their schema
+        # and any refusal names this database and the driver's reason.
+        self._loader.prepare()
         self.state: StateStore | None = StateStore(
-            self.engine, schema=schema, table_prefix=table_prefix
+            self.engine, schema=schema, table_prefix=table_prefix, label=self.label
         )
 
     def write(self, frames: FlowFrames) -> None:
-        write_sql(
-            frames, self.engine, mode=self.mode, schema=self.schema, table_prefix=self.table_prefix
-        )
+        self._loader.write(frames, mode=self.mode)
         if self.mode == "replace":
             self.mode = "upsert"  # replace empties the tables once per run, not per batch
 
@@ -102,7 +104,7 @@ class ParquetDestination:
         except OSError as exc:
             raise LoadError(f"cannot create {self.path}: {exc.strerror}") from None
         engine = sa.create_engine(f"sqlite:///{self.path / _STATE_FILE}")
-        self.state: StateStore | None = StateStore(engine)
+        self.state: StateStore | None = StateStore(engine, label=str(self.path / _STATE_FILE))
 
     def write(self, frames: FlowFrames) -> None:
         write_parquet(frames, self.path, mode=self.mode)

@@ -31,10 +31,17 @@ class IdSource:
     total: int | None
     identity: str
 
+    def run_identity(self, destinations: Sequence[Destination]) -> str:
+        """The identity of a run from this source into these destinations; empty when
+        it cannot be resumed."""
+        if not self.identity:
+            return ""
+        return f"{self.identity}>{'|'.join(d.label for d in destinations)}"
 
-def listed(ids: Sequence[str], destinations: Sequence[Destination]) -> IdSource:
+
+def listed(ids: Sequence[str]) -> IdSource:
     """IDs given on the command line or in code."""
-    return IdSource(iter(ids), len(ids), f"ids:{','.join(ids)}>{_where(destinations)}")
+    return IdSource(iter(ids), len(ids), f"ids:{','.join(ids)}")
 
 
 def failed(destinations: Sequence[Destination]) -> IdSource:
@@ -43,7 +50,7 @@ def failed(destinations: Sequence[Destination]) -> IdSource:
     return IdSource(iter(ids), len(ids), "")
 
 
-def from_file(name: str, destinations: Sequence[Destination]) -> IdSource:
+def from_file(name: str) -> IdSource:
     """One ID per line of a UTF-8 file (``-`` for standard input); blank lines and
     ``#`` comments, whole-line or after an ID, skipped.
 
@@ -60,13 +67,12 @@ def from_file(name: str, destinations: Sequence[Destination]) -> IdSource:
             total = sum(1 for _ in read_lines(_decoded(fh, str(path))))
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
-    identity = f"file:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}>{_where(destinations)}"
+    identity = f"file:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
     return IdSource(_file_lines(path), total, identity)
 
 
 def discovered(
     client: EnOSClient,
-    destinations: Sequence[Destination],
     *,
     start: datetime,
     end: datetime,
@@ -85,7 +91,7 @@ def discovered(
     found = discover(client, queries, fetch=policy, status=status)
     kinds = ",".join(map(str, sorted(set(types))))
     window = f"{start.isoformat()}:{end.isoformat()}:{kinds}:{status}:{detail}"
-    return IdSource(as_items(found, detail), None, f"window:{window}>{_where(destinations)}")
+    return IdSource(as_items(found, detail), None, f"window:{window}")
 
 
 def read_lines(lines: Iterable[str]) -> Iterator[str]:
@@ -131,7 +137,3 @@ def parse_time(text: str, flag: str, tz: tzinfo | None) -> datetime:
 def _file_lines(path: Path) -> Iterator[str]:
     with path.open("rb") as fh:
         yield from read_lines(_decoded(fh, str(path)))
-
-
-def _where(destinations: Sequence[Destination]) -> str:
-    return "|".join(d.label for d in destinations)

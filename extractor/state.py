@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from extractor.errors import LoadError
+from extractor.loaders._driver_errors import translated
 from extractor.loaders.ddl import check_identifier
 
 _CHUNK = 500
@@ -52,7 +52,12 @@ class StateStore:
     """Checkpoints and watermarks in one database (any SQLAlchemy engine)."""
 
     def __init__(
-        self, engine: sa.Engine, *, schema: str | None = None, table_prefix: str = ""
+        self,
+        engine: sa.Engine,
+        *,
+        schema: str | None = None,
+        table_prefix: str = "",
+        label: str | None = None,
     ) -> None:
         if table_prefix:
             check_identifier(table_prefix, "table_prefix")
@@ -60,10 +65,9 @@ class StateStore:
         self._meta, self._checkpoints, self._runs, self._watermarks = _state_tables(
             schema, table_prefix
         )
-        try:
+        where = label or engine.url.render_as_string(hide_password=True)
+        with translated(f"creating the state tables in {where}"):
             self._meta.create_all(engine)
-        except sa.exc.SQLAlchemyError as exc:
-            raise LoadError(f"cannot create the state tables: {exc.__class__.__name__}") from exc
 
     def begin_run(self, run_key: str, description: str) -> bool:
         """Start or resume a run; return True when an unfinished run is resumed."""

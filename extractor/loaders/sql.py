@@ -102,11 +102,30 @@ class SqlLoader:
             raise
         self._writer = _choose_writer(self.engine.dialect)
         self._is_ready = False
+        self.label = _label(self.engine.url)
+        """The database's URL without its password, for messages."""
 
     @property
     def tables(self) -> dict[str, sa.Table]:
         """The SQLAlchemy tables written, by declared table name."""
         return dict(self._tables.by_name)
+
+    def prepare(self) -> None:
+        """Create the schema and tables, or check and migrate them, once per loader.
+
+        Raises:
+            LoadError: naming the database and the driver's reason.
+        """
+        if self._is_ready:
+            return
+        with self._connection() as conn:
+            self._ensure(conn)
+
+    def _ensure(self, conn: Connection) -> None:
+        if not self._is_ready:
+            with translated(f"creating or checking the tables in {self.label}"), conn.begin():
+                ensure_tables(conn, self._tables)
+            self._is_ready = True
 
     def write(self, frames: FlowFrames, *, mode: WriteMode = "upsert") -> LoadResult:
         """Write one batch in one transaction; see :func:`write_sql`."""
@@ -114,11 +133,8 @@ class SqlLoader:
         mode = check_mode(mode)
         batch = prepare_batch(frames, mode, sort=True)
         with self._connection() as conn:
-            if not self._is_ready:
-                with translated("creating or checking the tables"), conn.begin():
-                    ensure_tables(conn, self._tables)
-                self._is_ready = True
-            with translated(f"writing ({mode})"):
+            self._ensure(conn)
+            with translated(f"writing ({mode}) to {self.label}"):
                 replaced = self._writer(conn, self._tables, batch, mode, self._chunk_size)
         return LoadResult(
             rows_written=batch.row_counts,
@@ -129,7 +145,7 @@ class SqlLoader:
     def read(self) -> FlowFrames:
         """Read every table back; see :func:`read_sql`."""
         tables = {}
-        with self._connection() as conn, translated("reading the tables"):
+        with self._connection() as conn, translated(f"reading the tables of {self.label}"):
             inspector = sa.inspect(conn)
             for declared in TABLES:
                 table = self._tables[declared.name]
