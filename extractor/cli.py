@@ -145,6 +145,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="MIN",
         help="minutes to re-scan before the watermark (default 60)",
     )
+    syn.add_argument(
+        "--settle-after",
+        type=float,
+        default=7.0,
+        metavar="DAYS",
+        help="instances triggered longer ago than this and still not final are re-checked "
+        "once a day, not on every sync (default 7)",
+    )
     _add_type_arg(syn, "")
     _add_detail_arg(syn, "")
     _add_destination_args(syn)
@@ -425,6 +433,7 @@ def _cmd_sync(args: argparse.Namespace) -> int:
             lookback=timedelta(minutes=args.lookback),
             types=args.types or ALL_TYPES,
             detail=args.detail,
+            settle_after=timedelta(days=args.settle_after),
             fetch=fetch,
             on_progress=progress,
         )

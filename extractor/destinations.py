@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from extractor.errors import LoadError
 from extractor.frames import FlowFrames
 from extractor.loaders import SqlLoader, WriteMode, write_parquet
+from extractor.pipeline import Moving
 from extractor.schema import FAILURES, INSTANCES
 from extractor.state import StateStore
 
@@ -74,9 +75,8 @@ class SqlDestination:
         with self.engine.connect() as conn:
             return set(conn.execute(query).scalars())
 
-    def moving(self) -> dict[str, datetime | None]:
-        """Instances loaded in a status that can still change (RUNNING, WAIT, ...), with
-        their trigger times (UTC)."""
+    def moving(self) -> dict[str, Moving]:
+        """Instances loaded in a status that can still change (RUNNING, WAIT, ...)."""
         if not self._exists(INSTANCES.name):
             return {}
         table = self._table(
@@ -84,12 +84,13 @@ class SqlDestination:
             sa.Column("instance_id", sa.Text),
             sa.Column("is_terminal", sa.Boolean),
             sa.Column("trigger_time", sa.DateTime(timezone=True)),
+            sa.Column("extracted_at", sa.DateTime(timezone=True)),
         )
-        query = sa.select(table.c.instance_id, table.c.trigger_time).where(
+        query = sa.select(table.c.instance_id, table.c.trigger_time, table.c.extracted_at).where(
             sa.or_(table.c.is_terminal.is_(False), table.c.is_terminal.is_(None))
         )
         with self.engine.connect() as conn:
-            return {i: _utc(t) for i, t in conn.execute(query)}
+            return {i: Moving(_utc(t), _utc(e)) for i, t, e in conn.execute(query)}
 
 
 class ParquetDestination:
@@ -134,12 +135,15 @@ class ParquetDestination:
         wanted = ds.field("instance_id").isin(ids) & (ds.field("is_terminal") == True)  # noqa: E712
         return set(self._read(INSTANCES.name, wanted))
 
-    def moving(self) -> dict[str, datetime | None]:
-        """Instances loaded in a status that can still change (RUNNING, WAIT, ...), with
-        their trigger times (UTC)."""
+    def moving(self) -> dict[str, Moving]:
+        """Instances loaded in a status that can still change (RUNNING, WAIT, ...)."""
         moving = (ds.field("is_terminal") == False) | ds.field("is_terminal").is_null()  # noqa: E712
-        ids, times = self._columns(INSTANCES.name, ["instance_id", "trigger_time"], moving)
-        return {str(i): _utc(t) for i, t in zip(ids, times, strict=True)}
+        ids, times, extracted = self._columns(
+            INSTANCES.name, ["instance_id", "trigger_time", "extracted_at"], moving
+        )
+        return {
+            str(i): Moving(_utc(t), _utc(e)) for i, t, e in zip(ids, times, extracted, strict=True)
+        }
 
 
 def _utc(value: object) -> datetime | None:

@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from extractor.client import EnOSClient
 from extractor.config import FetchConfig, GatewayConfig, parse_timezone
@@ -27,6 +27,14 @@ EXIT_USAGE = 2
 EXIT_PARTIAL = 3
 
 
+class Moving(NamedTuple):
+    """A loaded instance whose status can still change: when it was triggered, and when
+    it was last fetched (UTC)."""
+
+    trigger_time: datetime | None
+    extracted_at: datetime | None
+
+
 class Destination(Protocol):
     """Where batches go. Writes must be idempotent upserts keyed by instance."""
 
@@ -39,7 +47,7 @@ class Destination(Protocol):
 
     def terminal_ids(self, ids: list[str]) -> set[str]: ...
 
-    def moving(self) -> dict[str, datetime | None]: ...
+    def moving(self) -> dict[str, Moving]: ...
 
 
 @dataclass
@@ -51,6 +59,7 @@ class RunReport:
     ids_seen: int = 0
     duplicates: int = 0
     skipped: int = 0
+    stale: int = 0
     fetched: int = 0
     loaded: int = 0
     failed: int = 0
@@ -94,6 +103,7 @@ class RunReport:
             "ids": {
                 "seen": self.ids_seen,
                 "duplicates": self.duplicates,
+                "stale_not_rechecked": self.stale,
                 "skipped_already_done": self.skipped,
                 "fetched": self.fetched,
                 "loaded": self.loaded,
@@ -205,7 +215,7 @@ class _Collector:
     def terminal_ids(self, ids: list[str]) -> set[str]:
         return set()
 
-    def moving(self) -> dict[str, datetime | None]:
+    def moving(self) -> dict[str, Moving]:
         return {}
 
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from extractor.client import EnOSClient
 from extractor.config import FetchConfig
 from extractor.discovery import ALL_TYPES, Detail, Window, around, as_items, discover, windows
 from extractor.errors import ConfigError
 from extractor.fetch import Item
-from extractor.pipeline import Destination, ProgressCallback, RunReport, run_extract
+from extractor.pipeline import Destination, Moving, ProgressCallback, RunReport, run_extract
 
 SYNC_WATERMARK = "sync"
 
@@ -24,6 +24,9 @@ def run_sync(
     lookback: timedelta = timedelta(hours=1),
     types: Sequence[int] = ALL_TYPES,
     detail: Detail = "full",
+    settle_after: timedelta = timedelta(days=7),
+    recheck_every: timedelta = timedelta(days=1),
+    now: datetime | None = None,
     fetch: FetchConfig | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> RunReport:
@@ -41,6 +44,12 @@ def run_sync(
     around their trigger times, and only failed IDs, or moving ones those pages no
     longer hold, cost a Get call.
 
+    The moving set is bounded: an instance triggered more than ``settle_after`` before
+    ``until`` and still not in a final status (a run suspended and forgotten) is
+    re-checked only once per ``recheck_every`` of wall-clock time (by its
+    ``extracted_at``, against ``now``), not on every sync. The report counts those left
+    for later as ``stale``.
+
     Raises:
         ConfigError: no ``since`` and no stored watermark (the first sync needs one).
     """
@@ -57,10 +66,17 @@ def run_sync(
     if until <= since:
         raise ConfigError(f"nothing to sync: {since.isoformat()} is not before {until}")
     queries = windows(since, until, types=types, split=policy.split)
-    items = _sync_items(client, destinations, queries, types, policy, detail)
+    moving: dict[str, Moving] = {}
+    for dest in destinations:
+        moving.update(dest.moving())
+    due = _due(
+        moving, settled=until - settle_after, fetched=(now or datetime.now(UTC)) - recheck_every
+    )
+    items = _sync_items(client, destinations, queries, types, policy, detail, due)
     report = run_extract(
         items, client=client, destinations=destinations, fetch=policy, on_progress=on_progress
     )
+    report.stale = len(moving) - len(due)
     if report.fatal_error is None:
         for store in stores:
             store.set_watermark(mark, until)
@@ -87,14 +103,12 @@ def _sync_items(
     types: Sequence[int],
     fetch: FetchConfig,
     detail: Detail,
+    moving: dict[str, Moving],
 ) -> Iterator[Item]:
     queued: set[str] = set()
     found = discover(client, queries, fetch=fetch)
     yield from _not_settled(as_items(found, detail), destinations, queued)
-    moving: dict[str, datetime | None] = {}
-    for dest in destinations:
-        moving.update(dest.moving())
-    times = [t for i, t in moving.items() if t is not None and i not in queued]
+    times = [m.trigger_time for i, m in moving.items() if m.trigger_time and i not in queued]
     if detail == "list" and times:
         for record in discover(client, around(times, types=types), fetch=fetch):
             instance_id = str(record.get("instanceId"))
@@ -106,6 +120,27 @@ def _sync_items(
         if instance_id not in queued:
             queued.add(instance_id)
             yield instance_id
+
+
+def _due(moving: dict[str, Moving], *, settled: datetime, fetched: datetime) -> dict[str, Moving]:
+    """The moving instances to re-check now: those triggered within the settle window,
+    and older ones last fetched before ``fetched``.
+
+    >>> from datetime import UTC
+    >>> day = datetime(2026, 1, 8, tzinfo=UTC)
+    >>> sorted(_due({"young": Moving(day, day), "old": Moving(day - timedelta(9), day),
+    ...              "old-unseen": Moving(day - timedelta(9), day - timedelta(2))},
+    ...             settled=day - timedelta(7), fetched=day - timedelta(1)))
+    ['old-unseen', 'young']
+    """
+    return {
+        i: m
+        for i, m in moving.items()
+        if m.trigger_time is None
+        or m.trigger_time >= settled
+        or m.extracted_at is None
+        or m.extracted_at <= fetched
+    }
 
 
 def _not_settled(

@@ -718,3 +718,42 @@ def test_simulate_serves_what_it_prints_until_sigterm(tmp_path: Path) -> None:
         _, err = server.communicate(timeout=30)
     assert server.returncode == 0
     assert "simulator stopped" in err
+
+
+@pytest.mark.parametrize("settle_days", [7, 30])
+def test_sync_leaves_instances_past_the_settle_window_for_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settle_days: int
+) -> None:
+    pop = Population(
+        seed=11, flows=30, start=START, end=datetime(2026, 1, 12), now=datetime(2026, 1, 2)
+    )
+    db, report = tmp_path / "w.sqlite", tmp_path / "r.json"
+    with Simulator(pop, credentials=CREDS) as server:
+        for key, value in _settings(server).items():
+            monkeypatch.setenv(key, value)
+        sync = ["sync", "--sqlite", str(db), "--quiet", "--settle-after", str(settle_days)]
+        window = ["--since", "2026-01-01T00:00:00+08:00", "--until", "2026-01-02T00:00:00+08:00"]
+        assert main([*sync, *window]) == 0
+        with sqlite3.connect(db) as conn:
+            before = dict(
+                conn.execute(
+                    "SELECT instance_id, extracted_at FROM flow_instances WHERE NOT is_terminal"
+                )
+            )
+        # Runs that never finish, triggered before the next sync's lookback re-scans.
+        stuck = {
+            i
+            for i in before
+            if pop.status(i) not in (-1, 1, 4, 7, 8, 10) and i[-14:] < "20260101230000"
+        }
+        pop.now = datetime(2026, 1, 10)  # a week later, some never finish
+        assert stuck, "the simulator keeps some runs waiting or suspended for good"
+        assert main([*sync, "--until", "2026-01-10T00:00:00+08:00", "--report", str(report)]) == 0
+    with sqlite3.connect(db) as conn:
+        after = dict(conn.execute("SELECT instance_id, extracted_at FROM flow_instances"))
+    rechecked = {i for i in stuck if after[i] != before[i]}
+    stale = json.loads(report.read_text())["ids"]["stale_not_rechecked"]
+    if settle_days == 7:
+        assert rechecked == set() and stale >= len(stuck)
+    else:
+        assert rechecked == stuck and stale == 0
