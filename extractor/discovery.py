@@ -35,6 +35,7 @@ Detail = Literal["full", "list"]
 only call with task status); ``list`` loads the record its list page carried."""
 
 _MS = timedelta(milliseconds=1)
+_MINUTE = timedelta(minutes=1)
 
 
 class Lister(Protocol):
@@ -74,21 +75,31 @@ class Window:
 
 
 def windows(
-    start: datetime, end: datetime, *, types: Sequence[int], split: timedelta
+    start: datetime,
+    end: datetime,
+    *,
+    types: Sequence[int],
+    split: timedelta,
+    at_least: int = 1,
 ) -> list[Window]:
-    """Cut trigger times ``[start, end)`` into sub-windows of ``split``, per type, in
-    time order.
+    """Cut trigger times ``[start, end)`` into sub-windows of ``split``, or shorter so
+    that there are ``at_least`` of them (the workers that will page them; no shorter
+    than a minute), per type, in time order.
 
     >>> from datetime import UTC
     >>> day = datetime(2026, 1, 1, tzinfo=UTC)
     >>> [(w.type, w.to_ms - w.from_ms + 1) for w in windows(
     ...     day, day + timedelta(hours=36), types=[0, 1], split=timedelta(days=1))]
     [(0, 86400000), (1, 86400000), (0, 43200000), (1, 43200000)]
+    >>> [w.to_ms - w.from_ms + 1 for w in windows(
+    ...     day, day + timedelta(hours=36), types=[1], split=timedelta(days=1), at_least=4)]
+    [32400000, 32400000, 32400000, 32400000]
     """
     if start.tzinfo is None or end.tzinfo is None:
         raise ConfigError("discovery times must be time-zone aware")
     if end <= start:
         raise ConfigError(f"the window is empty: {end.isoformat()} is not after {start}")
+    split = max(min(split, (end - start) / at_least), min(_MINUTE, split))
     found = []
     low = start
     while low < end:

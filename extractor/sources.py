@@ -87,7 +87,7 @@ def discovered(
     if end <= start:
         raise ConfigError("--to must be after --from")
     policy = fetch or client.fetch_config
-    queries = windows(start, end, types=types, split=policy.split)
+    queries = windows(start, end, types=types, split=policy.split, at_least=policy.workers)
     found = discover(client, queries, fetch=policy, status=status)
     kinds = ",".join(map(str, sorted(set(types))))
     window = f"{start.isoformat()}:{end.isoformat()}:{kinds}:{status}:{detail}"

@@ -65,7 +65,7 @@ def run_sync(
         raise ConfigError("sync times must be time-zone aware")
     if until <= since:
         raise ConfigError(f"nothing to sync: {since.isoformat()} is not before {until}")
-    queries = windows(since, until, types=types, split=policy.split)
+    queries = windows(since, until, types=types, split=policy.split, at_least=policy.workers)
     moving: dict[str, Moving] = {}
     for dest in destinations:
         moving.update(dest.moving())
