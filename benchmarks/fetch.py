@@ -11,9 +11,11 @@ interpreter lock; the IDs come from a file, streamed as a user's would be.
 Cases: latency (50 ms, 16 and 64 workers, against the ideal workers/latency rate),
 ceiling (zero latency, as many workers as helps), budget (--max-rps 200, 64 workers,
 the busiest one-second window), faults (10% transient faults vs none, rows compared),
-memory (N IDs in a child process: peak RSS), discovery (50 ms latency, a time window
-discovered with List Flow Instances and loaded with --detail full, then list: instances
-per second and gateway calls per loaded instance).
+memory (N IDs in a child process: peak RSS), throttle (a gateway-side limit of 200
+calls/s with no --max-rps: the share of the limit reached and of calls throttled; 5%
+scattered 429s with a 1 s Retry-After against none, at 50 ms latency), discovery (50 ms
+latency, a time window discovered with List Flow Instances and loaded with --detail
+full, then list: instances per second and gateway calls per loaded instance).
 """
 
 from __future__ import annotations
@@ -89,6 +91,7 @@ def run(url: str, ids_path: Path, db: Path, fetch: FetchConfig) -> dict[str, Any
         "loaded": report.loaded,
         "failed": report.failed,
         "retries": report.retries,
+        "throttled": report.throttled,
         "rate": done / wall,
         "cpu_per_1000": cpu / done * 1000 if done else 0.0,
         "wall": wall,
@@ -206,6 +209,33 @@ def case_memory(tmp: Path, count: int) -> None:
     )
 
 
+def case_throttle(tmp: Path, start: datetime) -> None:
+    print("a gateway limit of 200 calls/s, no --max-rps, 16 workers (target >= 80%, <= 10%):")
+    ids = tmp / "ids-throttle.txt"
+    write_ids(ids, 6000)
+    limit = Faults(rate_limit_rps=200)
+    with SimulatorProcess(seed=SEED, flows=FLOWS, start=start, end=END, faults=limit) as sim:
+        r = run(sim.url, ids, tmp / "limit.sqlite", FetchConfig(workers=16))
+        calls = sim.stats().requests.get("get", 0)
+    share = r["throttled"] / calls
+    line("limit 200/s", r, f"{r['rate'] / 200:.0%} of the limit, {share:.1%} of calls throttled")
+    print(
+        "5% scattered 429s (Retry-After 1 s) vs none, 50 ms latency, 16 workers "
+        "(target: cost <= 30%):"
+    )
+    write_ids(ids, 3000)
+    results = {}
+    for label, plan in (
+        ("no 429s", Faults(latency_ms=50)),
+        ("5% 429s", Faults(latency_ms=50, throttle=0.05, retry_after_s=1.0)),
+    ):
+        with SimulatorProcess(seed=SEED, flows=FLOWS, start=start, end=END, faults=plan) as sim:
+            results[label] = run(sim.url, ids, tmp / f"{label}.sqlite", FetchConfig(workers=16))
+        line(label, results[label], f"throttled {results[label]['throttled']}")
+    ratio = results["5% 429s"]["rate"] / results["no 429s"]["rate"]
+    print(f"  throughput with scattered 429s: {ratio:.0%} of fault-free")
+
+
 def discover_into(
     url: str, db: Path, fetch: FetchConfig, window: tuple[datetime, datetime], detail: Detail
 ) -> dict[str, Any]:
@@ -252,11 +282,19 @@ def main() -> None:
     parser.add_argument(
         "--case",
         action="append",
-        choices=("latency", "ceiling", "budget", "faults", "memory", "discovery"),
+        choices=("latency", "ceiling", "budget", "faults", "memory", "discovery", "throttle"),
     )
     parser.add_argument("--ids", type=int, action="append", help="ID counts for memory")
     args = parser.parse_args()
-    cases = args.case or ["latency", "ceiling", "budget", "faults", "memory", "discovery"]
+    cases = args.case or [
+        "latency",
+        "ceiling",
+        "budget",
+        "faults",
+        "memory",
+        "discovery",
+        "throttle",
+    ]
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         start = write_ids(tmp / "ids-probe.txt", 20000)
@@ -270,6 +308,8 @@ def main() -> None:
             case_faults(tmp, start)
         if "discovery" in cases:
             case_discovery(tmp, start)
+        if "throttle" in cases:
+            case_throttle(tmp, start)
         if "memory" in cases:
             print("peak RSS of the whole client process by number of IDs:")
             for count in args.ids or [100_000]:

@@ -215,8 +215,8 @@ def _as_int(value: Any) -> int | None:
 class EnOSClient:
     """A client of the EnOS gateway's Batch Processing Service.
 
-    Thread-safe: one connection pool sized for ``fetch.workers`` (see
-    :mod:`extractor.transport`; an injected ``requests.Session`` replaces it), one
+    Thread-safe: at most ``fetch.workers`` requests in flight over one connection pool
+    (see :mod:`extractor.transport`; an injected ``requests.Session`` replaces it), one
     token shared by all threads, one rate budget. Transient failures are retried with
     exponential backoff and full jitter, within ``fetch.max_attempts`` and
     ``fetch.deadline_s``; an expired token is renewed and the call repeated once.
@@ -255,6 +255,9 @@ class EnOSClient:
         self._rng = rng or random.Random()
         self._rng_lock = threading.Lock()
         self.limiter = RateLimiter(self.fetch_config.max_rps, clock=clock, sleep=sleep)
+        # A request in flight holds a slot; a thread waiting out a backoff or a
+        # Retry-After does not, so another ID can use it (see extractor.fetch).
+        self._slots = threading.BoundedSemaphore(self.fetch_config.workers)
         self.tokens = TokenCache(self._fetch_token, clock=clock)
         self.stats = ClientStats()
         self.health = GatewayHealth(
@@ -380,9 +383,10 @@ class EnOSClient:
         while True:
             attempt += 1
             deadline += self.health.wait()  # an outage is the run's, not this call's time
-            self.limiter.acquire()
             try:
-                data = self._send(method, path, params, body)
+                with self._slots:
+                    self.limiter.acquire()
+                    data = self._send(method, path, params, body)
             except GatewayUnreachableError as exc:
                 self.health.on_unreachable(exc)
                 attempt -= 1
@@ -406,9 +410,10 @@ class EnOSClient:
             except TransientApiError as exc:
                 exc.attempts = attempt
                 self.stats.error(exc)
-                if isinstance(exc, ThrottledError):
+                throttled = isinstance(exc, ThrottledError)
+                self.limiter.record(throttled=throttled)
+                if throttled:
                     self.stats.add("throttled")
-                    self.limiter.on_throttle()
                 delay = self._backoff(attempt, exc.retry_after_s)
                 if attempt >= policy.max_attempts or self._clock() + delay > deadline:
                     raise
@@ -418,7 +423,9 @@ class EnOSClient:
             except ApiError as exc:
                 exc.attempts = attempt
                 self.stats.error(exc)
+                self.limiter.record(throttled=False)
                 raise
+            self.limiter.record(throttled=False)
             return data
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:

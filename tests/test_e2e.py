@@ -757,3 +757,28 @@ def test_sync_leaves_instances_past_the_settle_window_for_later(
         assert rechecked == set() and stale >= len(stuck)
     else:
         assert rechecked == stuck and stale == 0
+
+
+def test_without_max_rps_the_run_finds_the_gateway_limit(tmp_path: Path) -> None:
+    """A gateway that answers 429 above 25 calls/s: the controller settles near it."""
+    ids = some_ids(1000)
+    report = tmp_path / "r.json"
+    limited = Simulator(population(), credentials=CREDS, faults=Faults(rate_limit_rps=25))
+    with limited as sim:
+        run = enos_flows(
+            "extract",
+            "--ids-file",
+            str(ids_file(tmp_path, ids)),
+            "--sqlite",
+            str(tmp_path / "w.db"),
+            "--report",
+            str(report),
+            env=_settings(sim),
+        )
+        _, err = run.communicate(timeout=180)
+        calls = sim.stats.requests.get("get", 0)
+    assert run.returncode == 0, err
+    figures = json.loads(report.read_text())
+    assert figures["ids"]["loaded"] == len(ids)
+    assert figures["throttled_answers"] / calls <= 0.10, figures
+    assert figures["instances_per_s"] >= 20, figures
