@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from extractor.errors import LoadError
 from extractor.frames import FlowFrames
-from extractor.loaders import WriteMode, connect, write_parquet, write_sql
+from extractor.loaders import ParquetLoader, WriteMode, connect, write_sql
 from extractor.schema import FAILURES, INSTANCES
 from extractor.state import StateStore
 
@@ -42,6 +42,9 @@ class SqlDestination:
         )
         if self.mode == "replace":
             self.mode = "upsert"  # replace empties the tables once per run, not per batch
+
+    def finish(self) -> None:
+        """Nothing to do: each batch is committed in its own transaction."""
 
     def _table(self, name: str, *columns: sa.Column[object]) -> sa.Table:
         return sa.Table(f"{self.table_prefix}{name}", sa.MetaData(schema=self.schema), *columns)
@@ -88,7 +91,11 @@ class SqlDestination:
 
 
 class ParquetDestination:
-    """A directory of Parquet datasets; run state in a SQLite file beside them."""
+    """A directory of Parquet datasets; run state in a SQLite file beside them.
+
+    Batches are staged as they come and become visible together when the run
+    finishes (:meth:`finish`), each partition rewritten once.
+    """
 
     def __init__(self, path: str | Path, *, mode: WriteMode = "upsert") -> None:
         self.path = Path(path)
@@ -100,11 +107,16 @@ class ParquetDestination:
             raise LoadError(f"cannot create {self.path}: {exc.strerror}") from None
         engine = sa.create_engine(f"sqlite:///{self.path / _STATE_FILE}")
         self.state: StateStore | None = StateStore(engine)
+        self.loader = ParquetLoader(self.path)
 
     def write(self, frames: FlowFrames) -> None:
-        write_parquet(frames, self.path, mode=self.mode)
+        self.loader.write(frames, mode=self.mode)
         if self.mode == "replace":
             self.mode = "upsert"
+
+    def finish(self) -> None:
+        """Fold the run's staged batches into the visible files."""
+        self.loader.compact()
 
     def _read(self, name: str, expression: ds.Expression | None = None) -> list[str]:
         folder = self.path / name

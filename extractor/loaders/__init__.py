@@ -8,7 +8,9 @@
 from extractor.loaders.ddl import create_ddl
 from extractor.loaders.loader import Loader, LoadResult, WriteMode
 from extractor.loaders.parquet import (
+    CompactResult,
     ParquetLoader,
+    compact_parquet,
     parquet_partitioning,
     read_parquet,
     write_parquet,
@@ -17,11 +19,13 @@ from extractor.loaders.sql import DEFAULT_CHUNK_SIZE, SqlLoader, connect, read_s
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
+    "CompactResult",
     "LoadResult",
     "Loader",
     "ParquetLoader",
     "SqlLoader",
     "WriteMode",
+    "compact_parquet",
     "connect",
     "create_ddl",
     "parquet_partitioning",

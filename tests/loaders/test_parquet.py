@@ -46,11 +46,11 @@ def read(root: Path, table: Table) -> list[Row]:
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
-    """Every visible file under ``root`` with its bytes."""
+    """Every file a reader sees under ``root`` with its bytes."""
     return {
         str(p.relative_to(root)): p.read_bytes()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and not p.name.startswith((".", "_"))
+        if p.is_file() and not any(n.startswith((".", "_")) for n in p.relative_to(root).parts)
     }
 
 

@@ -1,0 +1,292 @@
+"""Compaction: fold the staged batches into the visible files, one rewrite per partition.
+
+A partition is rewritten when staged rows go to it, when it holds rows that staged rows
+supersede, or (when merging) when it holds anything but one ``part-0.parquet``. Each is
+read once, with the staged rows that go to it, and written once as one file. Partitions
+are taken in sorted order, a chunk of them at a time, so memory holds about
+:data:`CHUNK_ROWS` rows whatever the number of batches; staged files are sorted by
+partition with small row groups, so a chunk reads only the row groups it needs.
+
+Which row wins: every row carries the sequence number of the batch that loaded it (0
+for the visible files). An instance's rows survive only from the latest batch that
+loaded the instance, so children that vanished on a re-load go too; a claimable key
+(``task_inst_id``) survives only from the latest batch that wrote it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from extractor.errors import LoadError
+from extractor.frames import arrow_schema
+from extractor.loaders._parquet_files import (
+    NULL_PARTITION,
+    PART_FILE,
+    PARTITION_COLUMN,
+    data_files,
+    file_schema,
+    partition_folder,
+    partition_folders,
+    partition_value,
+    read_files,
+    row_count,
+    text_partitioning,
+    write_arrow,
+    write_file,
+    write_partitions,
+)
+from extractor.loaders._parquet_index import INDEX_FILE, PartitionIndex, claim_key
+from extractor.loaders._parquet_store import Manifest, StagedBatch, Store
+from extractor.schema import DATA_TABLES, FAILURES, INSTANCES, Table
+
+CHUNK_ROWS = 250_000
+"""Rows of one table read and written at a time (about ten default batches of tasks)."""
+
+_SEQ = "__seq"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompactResult:
+    """What one compaction did.
+
+    Attributes:
+        batches: Staged batches folded into the visible files.
+        partitions: Partitions rewritten or removed, over every table.
+        seconds: Wall-clock time.
+    """
+
+    batches: int
+    partitions: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Versions:
+    """The latest batch that wrote each key (keys not here: the visible files, 0)."""
+
+    keys: pa.Array
+    seqs: pa.Array
+
+    @classmethod
+    def latest(cls, keys: pa.ChunkedArray | pa.Array, seqs: pa.ChunkedArray | pa.Array) -> Versions:
+        grouped = pa.table({"k": keys, "s": seqs}).group_by("k", use_threads=False)
+        latest = grouped.aggregate([("s", "max")])
+        return cls(latest.column("k").combine_chunks(), latest.column("s_max").combine_chunks())
+
+    def of(self, keys: pa.ChunkedArray | pa.Array, default: int) -> pa.Array:
+        """The latest sequence number of each of ``keys``."""
+        found = pc.take(self.seqs, pc.index_in(keys, value_set=self.keys))
+        return pc.fill_null(found, default)
+
+
+@dataclass(frozen=True)
+class _Run:
+    root: Path
+    work: Path
+    batches: list[StagedBatch]
+    replacing: bool
+    merging: bool
+    loaded: Versions
+
+
+def compact(store: Store, *, merge: bool = False) -> CompactResult:
+    """Fold every committed batch into the visible files; with ``merge``, small files too.
+
+    Raises:
+        LoadError: A file cannot be read or written.
+    """
+    started = time.perf_counter()
+    with store.locked():
+        store.recover()
+        batches = store.batches()
+        if not batches and not merge:
+            return CompactResult(batches=0, partitions=0, seconds=time.perf_counter() - started)
+        replaces = [b.seq for b in batches if b.mode == "replace"]
+        live = [b for b in batches if not replaces or b.seq >= replaces[-1]]
+        manifest = Manifest(batches=[b.path.name for b in batches])
+        with store.open_dir("compaction") as work:
+            ids = _staged(live, INSTANCES, ["instance_id"])
+            run = _Run(
+                store.root,
+                work,
+                live,
+                replacing=bool(replaces),
+                merging=merge,
+                loaded=Versions.latest(ids.column("instance_id"), ids.column(_SEQ)),
+            )
+            partitions = sum(_compact_table(run, t, manifest) for t in DATA_TABLES)
+            _compact_failures(run, manifest)
+            store.commit_compaction(work, manifest)
+        store.apply_compaction()
+    seconds = time.perf_counter() - started
+    return CompactResult(batches=len(batches), partitions=partitions, seconds=seconds)
+
+
+def _compact_table(run: _Run, table: Table, manifest: Manifest) -> int:
+    """Stage the table's rewritten partitions and index; return how many partitions."""
+    root = run.root / table.name
+    claim = claim_key(table)
+    keys = ["instance_id", *([claim] if claim else [])]
+    if run.replacing:
+        index = PartitionIndex.empty(claim)
+    else:
+        index = PartitionIndex.load(root, claim_key=claim)
+    staged = _staged(run.batches, table, keys)
+    claimed = Versions.latest(staged.column(claim), staged.column(_SEQ)) if claim else None
+    gone = pc.is_in(index.table.column("instance_id"), value_set=run.loaded.keys)
+    if claimed is not None:
+        gone = pc.or_(gone, pc.is_in(index.table.column(claim), value_set=claimed.keys))
+    kept = index.filter(pc.invert(gone))
+    folders = {partition_value(f): f for f in partition_folders(root)}
+    rewrite = _unique(staged.column(PARTITION_COLUMN)) | _unique(
+        index.filter(gone).table.column("partition")
+    )
+    if run.merging:
+        rewrite |= {v for v, f in folders.items() if [p.name for p in data_files(f)] != [PART_FILE]}
+    if run.replacing:
+        rewrite |= set(folders)
+    if not rewrite:
+        return 0
+    # Partitions where no entry stays are rewritten from staged rows alone, unread.
+    reading = _unique(kept.table.column("partition")) & rewrite
+    untouched = pc.invert(pc.is_in(kept.table.column("partition"), value_set=_strings(rewrite)))
+    entries = kept.filter(untouched)
+    counts = staged.column(PARTITION_COLUMN).value_counts().to_pylist()
+    estimates = {c["values"]: c["counts"] for c in counts}
+    for chunk in _chunks(root, sorted(rewrite), estimates, reading):
+        rows = _chunk_rows(run, table, chunk, reading, claimed)
+        write_partitions(rows, run.work / table.name)
+        entries = PartitionIndex.concat(
+            entries, index.entries(rows.select(keys), rows.column(PARTITION_COLUMN))
+        )
+        written = _unique(rows.column(PARTITION_COLUMN))
+        for value in chunk:
+            folder = partition_folder(root, value)
+            if value in written:
+                target = f"{table.name}/{folder.name}/{PART_FILE}"
+                manifest.moves.append((target, target))
+            manifest.removals += [
+                _relative(run.root, f)
+                for f in data_files(folder)
+                if value not in written or f.name != PART_FILE
+            ]
+    (run.work / table.name).mkdir(exist_ok=True)
+    write_arrow(entries.table, run.work / table.name / INDEX_FILE)
+    manifest.moves.append((f"{table.name}/{INDEX_FILE}", f"{table.name}/{INDEX_FILE}"))
+    return len(rewrite)
+
+
+def _chunk_rows(
+    run: _Run, table: Table, chunk: list[str], reading: set[str], claimed: Versions | None
+) -> pa.Table:
+    """The surviving rows of these partitions: visible and staged, latest version only."""
+    root = run.root / table.name
+    files = [f for v in chunk if v in reading for f in data_files(partition_folder(root, v))]
+    old = read_files(files, table, file_schema(table), partitioning=text_partitioning(), base=root)
+    # The reader gives the null partition's folder as null; staged rows name it.
+    named = pc.fill_null(old.column(PARTITION_COLUMN), NULL_PARTITION)
+    old = old.set_column(old.num_columns - 1, PARTITION_COLUMN, named)
+    parts = [_with_seq(old, 0)]
+    partition = ds.field(PARTITION_COLUMN)
+    in_chunk = (partition >= chunk[0]) & (partition <= chunk[-1])
+    for batch in run.batches:
+        new = _read_staged(batch, table, where=in_chunk)
+        parts.append(_with_seq(new.select(old.column_names).cast(old.schema), batch.seq))
+    rows = pa.concat_tables(parts)
+    seqs = rows.column(_SEQ)
+    keep = pc.equal(seqs, run.loaded.of(rows.column("instance_id"), 0))
+    if claimed is not None:
+        claim = claim_key(table)
+        keep = pc.and_(keep, pc.equal(seqs, claimed.of(rows.column(claim), 0)))
+    return rows.filter(keep).drop_columns([_SEQ])
+
+
+def _chunks(
+    root: Path, values: list[str], staged: dict[str, int], reading: set[str]
+) -> list[list[str]]:
+    """Cut the sorted partition values into runs of about :data:`CHUNK_ROWS` rows."""
+    chunks: list[list[str]] = [[]]
+    rows = 0
+    for value in values:
+        size = staged.get(value, 0)
+        if value in reading:
+            size += row_count(data_files(partition_folder(root, value)))
+        if chunks[-1] and rows + size > CHUNK_ROWS:
+            chunks.append([])
+            rows = 0
+        chunks[-1].append(value)
+        rows += size
+    return chunks
+
+
+def _compact_failures(run: _Run, manifest: Manifest) -> None:
+    """Rewrite the failures: the latest of each ID, unless a later batch loaded it."""
+    root = run.root / FAILURES.name
+    files = data_files(root)
+    if not run.batches and not run.replacing and len(files) <= 1:
+        return
+    schema = arrow_schema(FAILURES)
+    parts = [
+        _with_seq(schema.empty_table() if run.replacing else read_files(files, FAILURES, schema), 0)
+    ]
+    for batch in run.batches:
+        parts.append(_with_seq(_read_staged(batch, FAILURES).cast(schema), batch.seq))
+    rows = pa.concat_tables(parts)
+    ids, seqs = rows.column("instance_id"), rows.column(_SEQ)
+    latest = pc.equal(seqs, Versions.latest(ids, seqs).of(ids, 0))
+    unresolved = pc.greater(seqs, run.loaded.of(ids, -1))
+    (run.work / FAILURES.name).mkdir()
+    # Unlike a partition, the failures file stays when empty: readers then get the columns.
+    write_file(
+        rows.filter(pc.and_(latest, unresolved)).drop_columns([_SEQ]),
+        run.work / FAILURES.name / PART_FILE,
+    )
+    target = f"{FAILURES.name}/{PART_FILE}"
+    manifest.moves.append((target, target))
+    manifest.removals += [_relative(run.root, f) for f in files if f.name != PART_FILE]
+
+
+def _staged(batches: list[StagedBatch], table: Table, columns: list[str]) -> pa.Table:
+    """These columns and the partition of every staged row of ``table``, with its batch."""
+    names = [*columns, PARTITION_COLUMN]
+    parts = [_with_seq(_read_staged(b, table, columns=names), b.seq) for b in batches]
+    if not parts:
+        empty = pa.table({c: pa.array([], pa.string()) for c in names})
+        return _with_seq(empty, 0)
+    return pa.concat_tables(parts)
+
+
+def _read_staged(
+    batch: StagedBatch,
+    table: Table,
+    *,
+    columns: list[str] | None = None,
+    where: ds.Expression | None = None,
+) -> pa.Table:
+    path = batch.file(table.name)
+    try:
+        return ds.dataset(path, format="parquet").to_table(columns=columns, filter=where)
+    except (OSError, pa.ArrowException) as exc:
+        raise LoadError(f"cannot read staged batch {path}: {exc}") from exc
+
+
+def _with_seq(data: pa.Table, seq: int) -> pa.Table:
+    return data.append_column(_SEQ, pa.repeat(pa.scalar(seq, pa.int64()), data.num_rows))
+
+
+def _relative(root: Path, path: Path) -> str:
+    return str(path.relative_to(root))
+
+
+def _unique(values: pa.Array | pa.ChunkedArray) -> set[str]:
+    return {str(v) for v in pc.unique(values).to_pylist()}
+
+
+def _strings(values: set[str]) -> pa.Array:
+    return pa.array(sorted(values), pa.string())
