@@ -5,10 +5,10 @@
 7
 """
 
+from extractor.loaders._parquet_compact import CompactResult
 from extractor.loaders.ddl import create_ddl
 from extractor.loaders.loader import Loader, LoadResult, WriteMode
 from extractor.loaders.parquet import (
-    CompactResult,
     ParquetLoader,
     compact_parquet,
     parquet_partitioning,
