@@ -120,16 +120,21 @@ def compact(store: Store, *, merge: bool = False) -> CompactResult:
                 merging=merge,
                 loaded=Versions.latest(ids.column("instance_id"), ids.column(_SEQ)),
             )
-            partitions = sum(_compact_table(run, t, manifest) for t in DATA_TABLES)
+            parts = [_compact_table(run, t) for t in DATA_TABLES]
+            for part in parts:
+                manifest.moves += part.moves
+                manifest.removals += part.removals
             _compact_failures(run, manifest)
             store.commit_compaction(work, manifest)
         store.apply_compaction()
     seconds = time.perf_counter() - started
+    partitions = sum(p.partitions for p in parts)
     return CompactResult(batches=len(batches), partitions=partitions, seconds=seconds)
 
 
-def _compact_table(run: _Run, table: Table, manifest: Manifest) -> int:
-    """Stage the table's rewritten partitions and index; return how many partitions."""
+def _compact_table(run: _Run, table: Table) -> Manifest:
+    """Stage the table's rewritten partitions and index; return where they go."""
+    manifest = Manifest()
     root = run.root / table.name
     claim = claim_key(table)
     keys = ["instance_id", *([claim] if claim else [])]
@@ -152,7 +157,7 @@ def _compact_table(run: _Run, table: Table, manifest: Manifest) -> int:
     if run.replacing:
         rewrite |= set(folders)
     if not rewrite:
-        return 0
+        return manifest
     # Partitions where no entry stays are rewritten from staged rows alone, unread.
     reading = _unique(kept.table.column("partition")) & rewrite
     untouched = pc.invert(pc.is_in(kept.table.column("partition"), value_set=_strings(rewrite)))
@@ -161,16 +166,18 @@ def _compact_table(run: _Run, table: Table, manifest: Manifest) -> int:
     estimates = {c["values"]: c["counts"] for c in counts}
     for chunk in _chunks(root, sorted(rewrite), estimates, reading):
         rows = _chunk_rows(run, table, chunk, reading, claimed)
-        write_partitions(rows, run.work / table.name)
+        written = write_partitions(rows, run.work / table.name)
         entries = PartitionIndex.concat(
             entries, index.entries(rows.select(keys), rows.column(PARTITION_COLUMN))
         )
-        written = _unique(rows.column(PARTITION_COLUMN))
         for value in chunk:
             folder = partition_folder(root, value)
+            # A new partition moves in as a whole folder: one rename, no folder left behind.
+            moved = f"{table.name}/{folder.name}" + (
+                "" if value not in folders else f"/{PART_FILE}"
+            )
             if value in written:
-                target = f"{table.name}/{folder.name}/{PART_FILE}"
-                manifest.moves.append((target, target))
+                manifest.moves.append((moved, moved))
             manifest.removals += [
                 _relative(run.root, f)
                 for f in data_files(folder)
@@ -179,7 +186,8 @@ def _compact_table(run: _Run, table: Table, manifest: Manifest) -> int:
     (run.work / table.name).mkdir(exist_ok=True)
     write_arrow(entries.table, run.work / table.name / INDEX_FILE)
     manifest.moves.append((f"{table.name}/{INDEX_FILE}", f"{table.name}/{INDEX_FILE}"))
-    return len(rewrite)
+    manifest.partitions = len(rewrite)
+    return manifest
 
 
 def _chunk_rows(

@@ -61,14 +61,16 @@ class Manifest:
 
     Attributes:
         moves: ``(source, target)``: a file of the compaction's directory (relative to
-            it) and the file it replaces or becomes.
+            it) and the file it replaces or becomes, or a new partition's folder.
         removals: Data files that go; an emptied partition folder goes with them.
         batches: Names of the staged batches the compaction consumed.
+        partitions: How many partitions it rewrites or removes.
     """
 
     moves: list[tuple[str, str]] = field(default_factory=list)
     removals: list[str] = field(default_factory=list)
     batches: list[str] = field(default_factory=list)
+    partitions: int = 0
 
 
 class Store:
@@ -144,9 +146,7 @@ class Store:
                 with contextlib.suppress(OSError):
                     path.parent.rmdir()  # only succeeds once the partition is empty
             for source, target in manifest.moves:
-                if (folder / source).exists():  # else moved before a crash
-                    (self.root / target).parent.mkdir(parents=True, exist_ok=True)
-                    os.replace(folder / source, self.root / target)
+                _move(folder / source, self.root / target)
         except OSError as exc:
             raise LoadError(f"cannot replace {exc.filename}: {exc.strerror or exc}") from exc
         for name in manifest.batches:
@@ -178,6 +178,17 @@ def _commit(work: Path, target: Path) -> None:
         os.rename(work, target)
     except OSError as exc:
         raise LoadError(f"cannot commit {target}: {exc.strerror or exc}") from exc
+
+
+def _move(source: Path, target: Path) -> None:
+    """Replace ``target`` by ``source``; nothing to do if a crash came after it."""
+    try:
+        os.replace(source, target)
+    except FileNotFoundError:
+        if not source.exists():
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, target)
 
 
 def _is_owned(owner: Path) -> bool:
