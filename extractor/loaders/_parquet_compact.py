@@ -4,8 +4,8 @@ A partition is rewritten when staged rows go to it, when it holds rows that stag
 supersede, or (when merging) when it holds anything but one ``part-0.parquet``. Each is
 read once, with the staged rows that go to it, and written once as one file. Partitions
 are taken in sorted order, a chunk of them at a time, so memory holds about
-:data:`CHUNK_ROWS` rows whatever the number of batches; staged files are sorted by
-partition with small row groups, so a chunk reads only the row groups it needs.
+:data:`CHUNK_CELLS` values whatever the number of batches; staged files are sorted by
+partition, so each is read once, in step with the chunks.
 
 Which row wins: every row carries the sequence number of the batch that loaded it (0
 for the visible files). An instance's rows survive only from the latest batch that
@@ -29,6 +29,7 @@ from extractor.loaders._parquet_files import (
     NULL_PARTITION,
     PART_FILE,
     PARTITION_COLUMN,
+    SortedReader,
     data_files,
     file_schema,
     partition_folder,
@@ -45,8 +46,8 @@ from extractor.loaders._parquet_index import INDEX_FILE, PartitionIndex, claim_k
 from extractor.loaders._parquet_store import Manifest, StagedBatch, Store
 from extractor.schema import DATA_TABLES, FAILURES, INSTANCES, Table
 
-CHUNK_ROWS = 250_000
-"""Rows of one table read and written at a time (about ten default batches of tasks)."""
+CHUNK_CELLS = 1_000_000
+"""Rows times columns of one table read and written at a time (about three batches)."""
 
 _SEQ = "__seq"
 
@@ -142,7 +143,8 @@ def _compact_table(run: _Run, table: Table) -> Manifest:
         index = PartitionIndex.empty(claim)
     else:
         index = PartitionIndex.load(root, claim_key=claim)
-    staged = _staged(run.batches, table, keys)
+    # Only a claimable table needs its staged keys; the others only where rows go.
+    staged = _staged(run.batches, table, [claim] if claim else [])
     claimed = Versions.latest(staged.column(claim), staged.column(_SEQ)) if claim else None
     gone = pc.is_in(index.table.column("instance_id"), value_set=run.loaded.keys)
     if claimed is not None:
@@ -164,25 +166,20 @@ def _compact_table(run: _Run, table: Table) -> Manifest:
     entries = kept.filter(untouched)
     counts = staged.column(PARTITION_COLUMN).value_counts().to_pylist()
     estimates = {c["values"]: c["counts"] for c in counts}
-    for chunk in _chunks(root, sorted(rewrite), estimates, reading):
-        rows = _chunk_rows(run, table, chunk, reading, claimed)
-        written = write_partitions(rows, run.work / table.name)
-        entries = PartitionIndex.concat(
-            entries, index.entries(rows.select(keys), rows.column(PARTITION_COLUMN))
-        )
-        for value in chunk:
-            folder = partition_folder(root, value)
-            # A new partition moves in as a whole folder: one rename, no folder left behind.
-            moved = f"{table.name}/{folder.name}" + (
-                "" if value not in folders else f"/{PART_FILE}"
+    del staged
+    readers = [(b.seq, SortedReader(b.file(table.name))) for b in run.batches]
+    limit = CHUNK_CELLS // len(table.columns)
+    try:
+        for chunk in _chunks(root, sorted(rewrite), estimates, reading, limit):
+            rows = _chunk_rows(run, table, chunk, reading, readers, claimed)
+            written = write_partitions(rows, run.work / table.name)
+            entries = PartitionIndex.concat(
+                entries, index.entries(rows.select(keys), rows.column(PARTITION_COLUMN))
             )
-            if value in written:
-                manifest.moves.append((moved, moved))
-            manifest.removals += [
-                _relative(run.root, f)
-                for f in data_files(folder)
-                if value not in written or f.name != PART_FILE
-            ]
+            _plan_moves(manifest, run.root, table, chunk, written, set(folders))
+    finally:
+        for _, reader in readers:
+            reader.close()
     (run.work / table.name).mkdir(exist_ok=True)
     write_arrow(entries.table, run.work / table.name / INDEX_FILE)
     manifest.moves.append((f"{table.name}/{INDEX_FILE}", f"{table.name}/{INDEX_FILE}"))
@@ -190,8 +187,37 @@ def _compact_table(run: _Run, table: Table) -> Manifest:
     return manifest
 
 
+def _plan_moves(
+    manifest: Manifest,
+    root: Path,
+    table: Table,
+    chunk: list[str],
+    written: set[str],
+    existing: set[str],
+) -> None:
+    """Name where each rewritten partition's file goes, and the files that go."""
+    for value in chunk:
+        folder = partition_folder(root / table.name, value)
+        if value in written:
+            # A new partition moves in as a whole folder: one rename, none left behind.
+            moved = f"{table.name}/{folder.name}"
+            if value in existing:
+                moved += f"/{PART_FILE}"
+            manifest.moves.append((moved, moved))
+        manifest.removals += [
+            _relative(root, f)
+            for f in data_files(folder)
+            if value not in written or f.name != PART_FILE
+        ]
+
+
 def _chunk_rows(
-    run: _Run, table: Table, chunk: list[str], reading: set[str], claimed: Versions | None
+    run: _Run,
+    table: Table,
+    chunk: list[str],
+    reading: set[str],
+    readers: list[tuple[int, SortedReader]],
+    claimed: Versions | None,
 ) -> pa.Table:
     """The surviving rows of these partitions: visible and staged, latest version only."""
     root = run.root / table.name
@@ -201,11 +227,9 @@ def _chunk_rows(
     named = pc.fill_null(old.column(PARTITION_COLUMN), NULL_PARTITION)
     old = old.set_column(old.num_columns - 1, PARTITION_COLUMN, named)
     parts = [_with_seq(old, 0)]
-    partition = ds.field(PARTITION_COLUMN)
-    in_chunk = (partition >= chunk[0]) & (partition <= chunk[-1])
-    for batch in run.batches:
-        new = _read_staged(batch, table, where=in_chunk)
-        parts.append(_with_seq(new.select(old.column_names).cast(old.schema), batch.seq))
+    for seq, reader in readers:
+        new = reader.until(chunk[-1])
+        parts.append(_with_seq(new.select(old.column_names).cast(old.schema), seq))
     rows = pa.concat_tables(parts)
     seqs = rows.column(_SEQ)
     keep = pc.equal(seqs, run.loaded.of(rows.column("instance_id"), 0))
@@ -216,16 +240,16 @@ def _chunk_rows(
 
 
 def _chunks(
-    root: Path, values: list[str], staged: dict[str, int], reading: set[str]
+    root: Path, values: list[str], staged: dict[str, int], reading: set[str], limit: int
 ) -> list[list[str]]:
-    """Cut the sorted partition values into runs of about :data:`CHUNK_ROWS` rows."""
+    """Cut the sorted partition values into runs of about ``limit`` rows."""
     chunks: list[list[str]] = [[]]
     rows = 0
     for value in values:
         size = staged.get(value, 0)
         if value in reading:
             size += row_count(data_files(partition_folder(root, value)))
-        if chunks[-1] and rows + size > CHUNK_ROWS:
+        if chunks[-1] and rows + size > limit:
             chunks.append([])
             rows = 0
         chunks[-1].append(value)

@@ -165,3 +165,46 @@ def row_count(files: list[Path]) -> int:
         return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
     except (OSError, pa.ArrowException) as exc:
         raise LoadError(f"cannot read {files[0].parent}: {exc}") from exc
+
+
+class SortedReader:
+    """Reads a Parquet file sorted by partition value, one range of values at a time.
+
+    Each row group is decoded once however many ranges it spans, and only the rows of
+    the current range and one row group are held.
+    """
+
+    def __init__(self, path: Path) -> None:
+        try:
+            self._file = pq.ParquetFile(path)
+        except (OSError, pa.ArrowException) as exc:
+            raise LoadError(f"cannot read {path}: {exc}") from exc
+        self._path = path
+        self._groups = iter(range(self._file.num_row_groups))
+        self._held = self._file.schema_arrow.empty_table()
+
+    def until(self, last: str) -> pa.Table:
+        """The rows after the previous range, up to partition value ``last`` included."""
+        parts = []
+        while True:
+            if not self._held.num_rows:
+                group = next(self._groups, None)
+                if group is None:
+                    break
+                self._held = self._read(group)
+            values = self._held.column(PARTITION_COLUMN)
+            inside = int(pc.sum(pc.less_equal(values, last)).as_py() or 0)
+            parts.append(self._held.slice(0, inside))
+            self._held = self._held.slice(inside)
+            if self._held.num_rows:
+                break
+        return pa.concat_tables(parts) if parts else self._file.schema_arrow.empty_table()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def _read(self, group: int) -> pa.Table:
+        try:
+            return self._file.read_row_group(group)
+        except (OSError, pa.ArrowException) as exc:
+            raise LoadError(f"cannot read {self._path}: {exc}") from exc

@@ -62,8 +62,8 @@ from extractor.loaders._parquet_store import StagedBatch, Store
 from extractor.loaders.loader import LoadResult, WriteMode
 from extractor.schema import DATA_TABLES, FAILURES, INSTANCES, TABLES_BY_NAME, Table
 
-_STAGED_ROW_GROUP = 8_192
-"""Small row groups let compaction read one chunk of partitions from a staged file."""
+_STAGED_ROW_GROUP = 1_024
+"""Compaction holds one row group of each staged file at a time: small ones keep that small."""
 
 
 def parquet_partitioning() -> ds.Partitioning:
