@@ -85,7 +85,9 @@ def extract(url: str, tmp: Path, ids: list[str], out: Path, *kill: str) -> int:
         command = [sys.executable, "-c", _DRIVER, *kill, *args]
     else:
         command = [sys.executable, "-m", "extractor", *args]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        command, check=False, env=env, capture_output=True, text=True, timeout=120
+    )
     return done.returncode
 
 

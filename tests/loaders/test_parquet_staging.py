@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -261,3 +263,38 @@ def test_read_parquet_never_reads_staged_rows(tmp_path: Path):
     assert all(t.num_rows == 0 for t in back.tables.values())
     loader.compact()
     assert read_parquet(tmp_path).tables[INSTANCES.name].num_rows == 1
+
+
+def test_the_compact_command_folds_staged_batches_and_merges_files(tmp_path: Path) -> None:
+    write_parquet(graph("a", ["a1"]), tmp_path)
+    folder = tmp_path / TASKS.name / "cal_dt=2026-01-31"
+    extra = pq.read_table(folder / "part-0.parquet")
+    pq.write_table(extra.set_column(0, "task_inst_id", [["x1"]]), folder / "by-hand.parquet")
+    ParquetLoader(tmp_path).write(graph("b", ["b1"], cal_dt=NEXT_DAY))  # a run that died
+
+    done = subprocess.run(
+        [sys.executable, "-m", "extractor", "compact", "--parquet", str(tmp_path)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "1 staged batch(es) folded in" in done.stdout
+    assert sorted(p.name for p in folder.iterdir()) == ["part-0.parquet"]
+    assert sorted(read_parquet(tmp_path).tasks["task_inst_id"]) == ["a1", "b1", "x1"]
+    assert not list((tmp_path / "_staging").iterdir())
+
+
+def test_the_compact_command_fails_clearly_without_a_directory(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "extractor", "compact", "--parquet", str(tmp_path / "nope")],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert done.returncode == 1
+    assert "not a directory" in done.stderr
