@@ -17,11 +17,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
+from parquet_checks import duplicates, gateway_env
 
 from extractor.loaders import read_parquet
-from extractor.schema import DATA_TABLES, FAILURES, TABLES
+from extractor.schema import FAILURES, TABLES
 from extractor.simulator import Population, SimCredentials, Simulator
 
 CREDS = SimCredentials()
@@ -73,14 +73,7 @@ def extract(url: str, tmp: Path, ids: list[str], out: Path, *kill: str) -> int:
     ids_file.write_text("\n".join(ids) + "\n")
     args = ["extract", "--ids-file", str(ids_file), "--parquet", str(out), "--quiet"]
     args += ["--batch-size", "15", "--workers", "4"]
-    env = {
-        **os.environ,
-        "ENOS_GATEWAY": url,
-        "ENOS_APP_KEY": CREDS.app_key,
-        "ENOS_APP_SECRET": CREDS.app_secret,
-        "ENOS_ORG_ID": CREDS.org_id,
-        "ENOS_USER_ID": CREDS.user_id,
-    }
+    env = {**os.environ, **gateway_env(url, CREDS)}
     if kill:
         command = [sys.executable, "-c", _DRIVER, *kill, *args]
     else:
@@ -89,21 +82,6 @@ def extract(url: str, tmp: Path, ids: list[str], out: Path, *kill: str) -> int:
         command, check=False, env=env, capture_output=True, text=True, timeout=120
     )
     return done.returncode
-
-
-def duplicates(root: Path) -> dict[str, int]:
-    """Per table, keys DuckDB sees more than once through a glob over the dataset."""
-    found = {}
-    for table in DATA_TABLES:
-        if not any((root / table.name).glob("*/*.parquet")):
-            continue
-        keys = ", ".join(table.primary_key)
-        pattern = f"{root / table.name}/**/*.parquet"
-        found[table.name] = duckdb.sql(
-            f"SELECT count(*) FROM (SELECT {keys} FROM read_parquet('{pattern}', "
-            f"hive_partitioning=true) GROUP BY {keys} HAVING count(*) > 1)"
-        ).fetchall()[0][0]
-    return found
 
 
 def rows(root: Path) -> dict[str, list[tuple[Any, ...]]]:

@@ -7,9 +7,9 @@ import sys
 from datetime import date
 from pathlib import Path
 
-import duckdb
 import pyarrow.parquet as pq
 import pytest
+from parquet_checks import duplicates
 from parquet_reads import read, snapshot, task_owners
 from sample_frames import DAY, NEXT_DAY, failure, graph, make_frames
 
@@ -17,28 +17,13 @@ from extractor.errors import LoadError
 from extractor.frames import FlowFrames
 from extractor.loaders import ParquetLoader, compact_parquet, read_parquet, write_parquet
 from extractor.loaders._parquet_store import Store
-from extractor.schema import DATA_TABLES, FAILURES, INSTANCES, TASKS
+from extractor.schema import FAILURES, INSTANCES, TASKS
 
 OLD_DAY = date(2025, 12, 1)
 
 
 def data_files(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.glob("*/*/*.parquet"))
-
-
-def duplicates(root: Path) -> dict[str, int]:
-    """Per table, keys DuckDB sees more than once through a glob over the dataset."""
-    found = {}
-    for table in DATA_TABLES:
-        if not any((root / table.name).glob("*/*.parquet")):
-            continue
-        keys = ", ".join(table.primary_key)
-        pattern = f"{root / table.name}/**/*.parquet"
-        found[table.name] = duckdb.sql(
-            f"SELECT count(*) FROM (SELECT {keys} FROM read_parquet('{pattern}', "
-            f"hive_partitioning=true) GROUP BY {keys} HAVING count(*) > 1)"
-        ).fetchall()[0][0]
-    return found
 
 
 def test_a_staged_batch_is_invisible_until_compaction(tmp_path: Path):
