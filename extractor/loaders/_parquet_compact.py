@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from extractor.errors import LoadError
 from extractor.frames import arrow_schema
@@ -43,7 +43,7 @@ from extractor.loaders._parquet_files import (
     write_partitions,
 )
 from extractor.loaders._parquet_index import INDEX_FILE, PartitionIndex, claim_key
-from extractor.loaders._parquet_store import Manifest, StagedBatch, Store
+from extractor.loaders._parquet_store import Manifest, StagedBatch, Store, since_last_replace
 from extractor.schema import DATA_TABLES, FAILURES, INSTANCES, Table
 
 CHUNK_CELLS = 1_000_000
@@ -108,8 +108,7 @@ def compact(store: Store, *, merge: bool = False) -> CompactResult:
         batches = store.batches()
         if not batches and not merge:
             return CompactResult(batches=0, partitions=0, seconds=time.perf_counter() - started)
-        replaces = [b.seq for b in batches if b.mode == "replace"]
-        live = [b for b in batches if not replaces or b.seq >= replaces[-1]]
+        live = since_last_replace(batches)
         manifest = Manifest(batches=[b.path.name for b in batches])
         with store.open_dir("compaction") as work:
             ids = _staged(live, INSTANCES, ["instance_id"])
@@ -117,7 +116,7 @@ def compact(store: Store, *, merge: bool = False) -> CompactResult:
                 store.root,
                 work,
                 live,
-                replacing=bool(replaces),
+                replacing=any(b.mode == "replace" for b in live),
                 merging=merge,
                 loaded=Versions.latest(ids.column("instance_id"), ids.column(_SEQ)),
             )
@@ -160,8 +159,11 @@ def _compact_table(run: _Run, table: Table) -> Manifest:
         rewrite |= set(folders)
     if not rewrite:
         return manifest
-    # Partitions where no entry stays are rewritten from staged rows alone, unread.
+    # Partitions where no entry stays are rewritten from staged rows alone, unread; a
+    # merge reads them all, since files added by hand are in no index.
     reading = _unique(kept.table.column("partition")) & rewrite
+    if run.merging and not run.replacing:
+        reading = rewrite
     untouched = pc.invert(pc.is_in(kept.table.column("partition"), value_set=_strings(rewrite)))
     entries = kept.filter(untouched)
     counts = staged.column(PARTITION_COLUMN).value_counts().to_pylist()
@@ -294,16 +296,10 @@ def _staged(batches: list[StagedBatch], table: Table, columns: list[str]) -> pa.
     return pa.concat_tables(parts)
 
 
-def _read_staged(
-    batch: StagedBatch,
-    table: Table,
-    *,
-    columns: list[str] | None = None,
-    where: ds.Expression | None = None,
-) -> pa.Table:
+def _read_staged(batch: StagedBatch, table: Table, *, columns: list[str] | None = None) -> pa.Table:
     path = batch.file(table.name)
     try:
-        return ds.dataset(path, format="parquet").to_table(columns=columns, filter=where)
+        return pq.read_table(path, columns=columns)
     except (OSError, pa.ArrowException) as exc:
         raise LoadError(f"cannot read staged batch {path}: {exc}") from exc
 

@@ -55,6 +55,12 @@ class StagedBatch:
         return self.path / f"{table}.parquet"
 
 
+def since_last_replace(batches: list[StagedBatch]) -> list[StagedBatch]:
+    """The batches that count: a ``replace`` batch drops everything before it."""
+    replaces = [i for i, b in enumerate(batches) if b.mode == "replace"]
+    return batches[replaces[-1] :] if replaces else batches
+
+
 @dataclass
 class Manifest:
     """What a compaction changes, with paths relative to the Parquet directory.

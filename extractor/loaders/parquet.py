@@ -58,7 +58,7 @@ from extractor.loaders._parquet_files import (
     write_file,
 )
 from extractor.loaders._parquet_index import PartitionIndex, claim_key
-from extractor.loaders._parquet_store import StagedBatch, Store
+from extractor.loaders._parquet_store import StagedBatch, Store, since_last_replace
 from extractor.loaders.loader import LoadResult, WriteMode
 from extractor.schema import DATA_TABLES, FAILURES, INSTANCES, TABLES_BY_NAME, Table
 
@@ -232,13 +232,12 @@ class _Known:
 
     @classmethod
     def load(cls, root: Path, batches: list[StagedBatch], *, claims: bool) -> _Known:
-        replaces = [b.seq for b in batches if b.mode == "replace"]
-        live = [b for b in batches if not replaces or b.seq >= replaces[-1]]
+        live = since_last_replace(batches)
         keys = {}
         for table in (INSTANCES, *(CLAIMABLE_TABLES if claims else ())):
             key = _key(table)
             parts = [pq.read_table(b.file(table.name), columns=[key]).column(key) for b in live]
-            if not replaces:
+            if not any(b.mode == "replace" for b in live):
                 index = PartitionIndex.load(root / table.name, claim_key=claim_key(table))
                 parts.append(index.table.column(key))
             chunks = [c for p in parts for c in p.chunks] if parts else []

@@ -234,6 +234,21 @@ def test_compact_merges_files_added_by_hand_into_one_per_partition(tmp_path: Pat
     assert sorted(r["task_inst_id"] for r in read(tmp_path, TASKS)) == ["a1", "b1", "x1"]
 
 
+def test_compact_keeps_a_partition_only_files_added_by_hand_hold(tmp_path: Path):
+    write_parquet(graph("a", ["a1"]), tmp_path)
+    file = tmp_path / TASKS.name / "cal_dt=2026-01-31" / "part-0.parquet"
+    folder = tmp_path / TASKS.name / "cal_dt=2026-03-03"
+    folder.mkdir()
+    pq.write_table(
+        pq.read_table(file).set_column(0, "task_inst_id", [["x1"]]), folder / "x.parquet"
+    )
+
+    compact_parquet(tmp_path)
+
+    assert sorted(p.name for p in folder.iterdir()) == ["part-0.parquet"]
+    assert sorted(r["task_inst_id"] for r in read(tmp_path, TASKS)) == ["a1", "x1"]
+
+
 def test_compact_of_a_missing_directory_fails_clearly(tmp_path: Path):
     with pytest.raises(LoadError, match="not a directory"):
         compact_parquet(tmp_path / "missing")
