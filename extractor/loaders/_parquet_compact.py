@@ -69,21 +69,38 @@ class CompactResult:
 
 @dataclass(frozen=True)
 class Versions:
-    """The latest batch that wrote each key (keys not here: the visible files, 0)."""
+    """The keys staged by more than one batch, with the latest of those batches.
+
+    Most keys are staged once; leaving them out keeps each chunk's lookups the size of
+    the re-loads rather than of the run.
+
+    Attributes:
+        keys: Every distinct key staged.
+        repeated: The keys staged more than once.
+        latest: The latest batch of each of ``repeated``.
+    """
 
     keys: pa.Array
-    seqs: pa.Array
+    repeated: pa.Array
+    latest: pa.Array
 
     @classmethod
-    def latest(cls, keys: pa.ChunkedArray | pa.Array, seqs: pa.ChunkedArray | pa.Array) -> Versions:
+    def of_staged(
+        cls, keys: pa.ChunkedArray | pa.Array, seqs: pa.ChunkedArray | pa.Array
+    ) -> Versions:
         grouped = pa.table({"k": keys, "s": seqs}).group_by("k", use_threads=False)
-        latest = grouped.aggregate([("s", "max")])
-        return cls(latest.column("k").combine_chunks(), latest.column("s_max").combine_chunks())
+        found = grouped.aggregate([("s", "max"), ("s", "count")])
+        again = found.filter(pc.greater(found.column("s_count"), 1))
+        return cls(
+            found.column("k").combine_chunks(),
+            again.column("k").combine_chunks(),
+            again.column("s_max").combine_chunks(),
+        )
 
-    def of(self, keys: pa.ChunkedArray | pa.Array, default: int) -> pa.Array:
-        """The latest sequence number of each of ``keys``."""
-        found = pc.take(self.seqs, pc.index_in(keys, value_set=self.keys))
-        return pc.fill_null(found, default)
+    def is_latest(self, keys: pa.ChunkedArray | pa.Array, seqs: pa.ChunkedArray) -> pa.Array:
+        """Whether each staged row, of batch ``seqs``, is its key's latest."""
+        found = pc.take(self.latest, pc.index_in(keys, value_set=self.repeated))
+        return pc.equal(seqs, pc.coalesce(found, seqs))
 
 
 @dataclass(frozen=True)
@@ -93,6 +110,7 @@ class _Run:
     batches: list[StagedBatch]
     replacing: bool
     merging: bool
+    loads: pa.Table
     loaded: Versions
 
 
@@ -118,7 +136,8 @@ def compact(store: Store, *, merge: bool = False) -> CompactResult:
                 live,
                 replacing=any(b.mode == "replace" for b in live),
                 merging=merge,
-                loaded=Versions.latest(ids.column("instance_id"), ids.column(_SEQ)),
+                loads=ids,
+                loaded=Versions.of_staged(ids.column("instance_id"), ids.column(_SEQ)),
             )
             parts = [_compact_table(run, t) for t in DATA_TABLES]
             for part in parts:
@@ -144,7 +163,7 @@ def _compact_table(run: _Run, table: Table) -> Manifest:
         index = PartitionIndex.load(root, claim_key=claim)
     # Only a claimable table needs its staged keys; the others only where rows go.
     staged = _staged(run.batches, table, [claim] if claim else [])
-    claimed = Versions.latest(staged.column(claim), staged.column(_SEQ)) if claim else None
+    claimed = Versions.of_staged(staged.column(claim), staged.column(_SEQ)) if claim else None
     gone = pc.is_in(index.table.column("instance_id"), value_set=run.loaded.keys)
     if claimed is not None:
         gone = pc.or_(gone, pc.is_in(index.table.column(claim), value_set=claimed.keys))
@@ -164,6 +183,7 @@ def _compact_table(run: _Run, table: Table) -> Manifest:
     reading = _unique(kept.table.column("partition")) & rewrite
     if run.merging and not run.replacing:
         reading = rewrite
+    gone_rows = _Gone(index.filter(gone).table, claim or "instance_id", run.merging, claimed)
     untouched = pc.invert(pc.is_in(kept.table.column("partition"), value_set=_strings(rewrite)))
     entries = kept.filter(untouched)
     counts = staged.column(PARTITION_COLUMN).value_counts().to_pylist()
@@ -173,7 +193,7 @@ def _compact_table(run: _Run, table: Table) -> Manifest:
     limit = CHUNK_CELLS // len(table.columns)
     try:
         for chunk in _chunks(root, sorted(rewrite), estimates, reading, limit):
-            rows = _chunk_rows(run, table, chunk, reading, readers, claimed)
+            rows = _chunk_rows(run, table, chunk, reading, readers, claimed, gone_rows)
             written = write_partitions(rows, run.work / table.name)
             entries = PartitionIndex.concat(
                 entries, index.entries(rows.select(keys), rows.column(PARTITION_COLUMN))
@@ -213,6 +233,30 @@ def _plan_moves(
         ]
 
 
+@dataclass(frozen=True)
+class _Gone:
+    """Which visible rows staged rows supersede: their index entries, by partition.
+
+    A merge also reads files added by hand, which no index names: there a row goes when
+    its instance or (claimable) key was staged at all.
+    """
+
+    entries: pa.Table
+    key: str
+    merging: bool
+    claimed: Versions | None
+
+    def mask(self, old: pa.Table, chunk: list[str], loaded: Versions) -> pa.Array:
+        if self.merging:
+            gone = pc.is_in(old.column("instance_id"), value_set=loaded.keys)
+            if self.claimed is None:
+                return gone
+            return pc.or_(gone, pc.is_in(old.column(self.key), value_set=self.claimed.keys))
+        here = pc.is_in(self.entries.column("partition"), value_set=_strings(set(chunk)))
+        keys = self.entries.column(self.key).filter(here).combine_chunks()
+        return pc.is_in(old.column(self.key), value_set=keys)
+
+
 def _chunk_rows(
     run: _Run,
     table: Table,
@@ -220,6 +264,7 @@ def _chunk_rows(
     reading: set[str],
     readers: list[tuple[int, SortedReader]],
     claimed: Versions | None,
+    gone: _Gone,
 ) -> pa.Table:
     """The surviving rows of these partitions: visible and staged, latest version only."""
     root = run.root / table.name
@@ -228,17 +273,18 @@ def _chunk_rows(
     # The reader gives the null partition's folder as null; staged rows name it.
     named = pc.fill_null(old.column(PARTITION_COLUMN), NULL_PARTITION)
     old = old.set_column(old.num_columns - 1, PARTITION_COLUMN, named)
-    parts = [_with_seq(old, 0)]
+    if old.num_rows:
+        old = old.filter(pc.invert(gone.mask(old, chunk, run.loaded)))
+    parts = []
     for seq, reader in readers:
         new = reader.until(chunk[-1])
         parts.append(_with_seq(new.select(old.column_names).cast(old.schema), seq))
-    rows = pa.concat_tables(parts)
-    seqs = rows.column(_SEQ)
-    keep = pc.equal(seqs, run.loaded.of(rows.column("instance_id"), 0))
+    staged = pa.concat_tables(parts) if parts else _with_seq(old.schema.empty_table(), 0)
+    seqs = staged.column(_SEQ)
+    keep = run.loaded.is_latest(staged.column("instance_id"), seqs)
     if claimed is not None:
-        claim = claim_key(table)
-        keep = pc.and_(keep, pc.equal(seqs, claimed.of(rows.column(claim), 0)))
-    return rows.filter(keep).drop_columns([_SEQ])
+        keep = pc.and_(keep, claimed.is_latest(staged.column(gone.key), seqs))
+    return pa.concat_tables([old, staged.filter(keep).drop_columns([_SEQ])])
 
 
 def _chunks(
@@ -273,8 +319,12 @@ def _compact_failures(run: _Run, manifest: Manifest) -> None:
         parts.append(_with_seq(_read_staged(batch, FAILURES).cast(schema), batch.seq))
     rows = pa.concat_tables(parts)
     ids, seqs = rows.column("instance_id"), rows.column(_SEQ)
-    latest = pc.equal(seqs, Versions.latest(ids, seqs).of(ids, 0))
-    unresolved = pc.greater(seqs, run.loaded.of(ids, -1))
+    latest = Versions.of_staged(ids, seqs).is_latest(ids, seqs)
+    # A failure stays unless a later batch loaded its instance.
+    loads = run.loads.filter(pc.is_in(run.loads.column("instance_id"), value_set=pc.unique(ids)))
+    last = loads.group_by("instance_id", use_threads=False).aggregate([(_SEQ, "max")])
+    loaded_at = pc.take(last.column(f"{_SEQ}_max"), pc.index_in(ids, value_set=last.column(0)))
+    unresolved = pc.greater(seqs, pc.fill_null(loaded_at, -1))
     (run.work / FAILURES.name).mkdir()
     # Unlike a partition, the failures file stays when empty: readers then get the columns.
     write_file(

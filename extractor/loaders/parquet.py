@@ -62,8 +62,9 @@ from extractor.loaders._parquet_store import StagedBatch, Store, since_last_repl
 from extractor.loaders.loader import LoadResult, WriteMode
 from extractor.schema import DATA_TABLES, FAILURES, INSTANCES, TABLES_BY_NAME, Table
 
-_STAGED_ROW_GROUP = 1_024
-"""Compaction holds one row group of each staged file at a time: small ones keep that small."""
+_STAGED_ROW_GROUPS = 16
+"""Row groups per staged file (of at least 1,024 rows): compaction holds one of each file
+at a time, so small ones keep that small, and a big batch is not cut into thousands."""
 
 
 def parquet_partitioning() -> ds.Partitioning:
@@ -118,7 +119,8 @@ class ParquetLoader:
 
             def stage(table: Table) -> None:
                 rows = _staged_rows(batch, table, partitions)
-                write_file(rows, work / f"{table.name}.parquet", row_group_size=_STAGED_ROW_GROUP)
+                group = max(1_024, -(-rows.num_rows // _STAGED_ROW_GROUPS))
+                write_file(rows, work / f"{table.name}.parquet", row_group_size=group)
 
             # Sorting and encoding run in Arrow with the GIL released, side by side.
             workers = min(len(DATA_TABLES), os.cpu_count() or 1)
