@@ -88,17 +88,16 @@ class Versions:
     def of_staged(
         cls, keys: pa.ChunkedArray | pa.Array, seqs: pa.ChunkedArray | pa.Array
     ) -> Versions:
-        bounds = pc.min_max(seqs)
-        if bounds["min"] == bounds["max"]:  # one batch, whose keys are distinct
-            none = pa.array([], keys.type)
-            return cls(_combined(keys), none, pa.array([], pa.int64()))
-        grouped = pa.table({"k": keys, "s": seqs}).group_by("k", use_threads=False)
-        found = grouped.aggregate([("s", "max"), ("s", "count")])
-        again = found.filter(pc.greater(found.column("s_count"), 1))
+        counts = pc.value_counts(keys)
+        distinct, times = counts.field("values"), counts.field("counts")
+        repeated = distinct.filter(pc.greater(times, 1))
+        if not len(repeated):  # the usual run: every key loaded once
+            return cls(distinct, repeated, pa.array([], pa.int64()))
+        again = pc.is_in(keys, value_set=repeated)
+        table = pa.table({"k": keys, "s": seqs}).filter(again)
+        latest = table.group_by("k", use_threads=False).aggregate([("s", "max")])
         return cls(
-            found.column("k").combine_chunks(),
-            again.column("k").combine_chunks(),
-            again.column("s_max").combine_chunks(),
+            distinct, latest.column("k").combine_chunks(), latest.column("s_max").combine_chunks()
         )
 
     def is_latest(self, keys: pa.ChunkedArray | pa.Array, seqs: pa.ChunkedArray) -> pa.Array:
@@ -360,10 +359,6 @@ def _read_staged(batch: StagedBatch, table: Table, *, columns: list[str] | None 
 
 def _with_seq(data: pa.Table, seq: int) -> pa.Table:
     return data.append_column(_SEQ, pa.repeat(pa.scalar(seq, pa.int64()), data.num_rows))
-
-
-def _combined(values: pa.ChunkedArray | pa.Array) -> pa.Array:
-    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
 
 
 def _relative(root: Path, path: Path) -> str:
