@@ -142,7 +142,11 @@ def compact(store: Store, *, merge: bool = False) -> CompactResult:
                 loads=ids,
                 loaded=Versions.of_staged(ids.column("instance_id"), ids.column(_SEQ)),
             )
-            parts = [_compact_table(run, t) for t in DATA_TABLES]
+            parts = []
+            for table in DATA_TABLES:
+                parts.append(_compact_table(run, table))
+                # Hand back what the table took, so the tables' peaks do not pile up.
+                pa.default_memory_pool().release_unused()
             for part in parts:
                 manifest.moves += part.moves
                 manifest.removals += part.removals
