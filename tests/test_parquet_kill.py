@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 from parquet_checks import duplicates, gateway_env
 
@@ -67,20 +68,24 @@ def sim() -> Iterator[Simulator]:
         yield server
 
 
-def extract(url: str, tmp: Path, ids: list[str], out: Path, *kill: str) -> int:
-    """Run an extract into ``out`` in a child process; with ``kill``, die at that step."""
+def command(
+    url: str, tmp: Path, ids: list[str], out: Path, *kill: str
+) -> tuple[list[str], dict[str, str]]:
+    """An extract into ``out`` as a child process; with ``kill``, it dies at that step."""
     ids_file = tmp / f"ids-{len(ids)}-{ids[0]}.txt"
     ids_file.write_text("\n".join(ids) + "\n")
     args = ["extract", "--ids-file", str(ids_file), "--parquet", str(out), "--quiet"]
     args += ["--batch-size", "15", "--workers", "4"]
     env = {**os.environ, **gateway_env(url, CREDS)}
     if kill:
-        command = [sys.executable, "-c", _DRIVER, *kill, *args]
-    else:
-        command = [sys.executable, "-m", "extractor", *args]
-    done = subprocess.run(
-        command, check=False, env=env, capture_output=True, text=True, timeout=120
-    )
+        return [sys.executable, "-c", _DRIVER, *kill, *args], env
+    return [sys.executable, "-m", "extractor", *args], env
+
+
+def extract(url: str, tmp: Path, ids: list[str], out: Path, *kill: str) -> int:
+    """Run an extract (see :func:`command`) and return its exit code."""
+    args, env = command(url, tmp, ids, out, *kill)
+    done = subprocess.run(args, check=False, env=env, capture_output=True, text=True, timeout=120)
     return done.returncode
 
 
@@ -122,3 +127,23 @@ def test_a_kill_at_each_step_then_a_rerun_leaves_one_clean_runs_rows(
     assert rows(out) == clean
     assert clean[FAILURES.name] == []
     assert not list((out / "_staging").iterdir())
+
+
+def test_a_reader_polling_through_a_load_never_sees_a_duplicate(
+    sim: Simulator, clean: dict[str, Any], tmp_path: Path
+) -> None:
+    out = tmp_path / "pq"
+    assert extract(sim.url, tmp_path, EARLIER, out) == 0
+    args, env = command(sim.url, tmp_path, LATER, out)
+    seen: list[int] = []
+    with subprocess.Popen(args, env=env, stderr=subprocess.DEVNULL) as child:
+        while child.poll() is None:
+            try:
+                seen.append(max(duplicates(out).values()))
+            except duckdb.IOException:  # a file removed between listing and reading it
+                continue
+
+    assert child.returncode == 0
+    assert seen
+    assert set(seen) == {0}, f"duplicates seen while loading: {seen}"
+    assert rows(out) == clean
