@@ -191,11 +191,13 @@ def _compact_table(run: _Run, table: Table) -> Manifest:
     if run.merging and not run.replacing:
         reading = rewrite
     gone_rows = _Gone(index.filter(gone).table, claim or "instance_id", run.merging, claimed)
+    arrivals = _arrivals(gone_rows.entries, staged if claim else run.loads, gone_rows.key)
     untouched = pc.invert(pc.is_in(kept.table.column("partition"), value_set=_strings(rewrite)))
     entries = kept.filter(untouched)
     counts = staged.column(PARTITION_COLUMN).value_counts().to_pylist()
     estimates = {c["values"]: c["counts"] for c in counts}
     del staged
+    late: list[tuple[str, str]] = []
     readers = [(b.seq, SortedReader(b.file(table.name))) for b in run.batches]
     limit = CHUNK_CELLS // len(table.columns)
     try:
@@ -205,10 +207,11 @@ def _compact_table(run: _Run, table: Table) -> Manifest:
             entries = PartitionIndex.concat(
                 entries, index.entries(rows.select(keys), rows.column(PARTITION_COLUMN))
             )
-            _plan_moves(manifest, run.root, table, chunk, written, set(folders))
+            _plan_moves(manifest, run.root, table, chunk, written, set(folders), arrivals, late)
     finally:
         for _, reader in readers:
             reader.close()
+    manifest.moves += late
     (run.work / table.name).mkdir(exist_ok=True)
     write_arrow(entries.table, run.work / table.name / INDEX_FILE)
     manifest.moves.append((f"{table.name}/{INDEX_FILE}", f"{table.name}/{INDEX_FILE}"))
@@ -223,8 +226,14 @@ def _plan_moves(
     chunk: list[str],
     written: set[str],
     existing: set[str],
+    arrivals: set[str],
+    late: list[tuple[str, str]],
 ) -> None:
-    """Name where each rewritten partition's file goes, and the files that go."""
+    """Name where each rewritten partition's file goes, and the files that go.
+
+    Partitions that gain keys another partition shows now go ``late``, after the ones
+    that lose them, so a reader in between misses such a key rather than seeing it twice.
+    """
     for value in chunk:
         folder = partition_folder(root / table.name, value)
         if value in written:
@@ -232,7 +241,7 @@ def _plan_moves(
             moved = f"{table.name}/{folder.name}"
             if value in existing:
                 moved += f"/{PART_FILE}"
-            manifest.moves.append((moved, moved))
+            (late if value in arrivals else manifest.moves).append((moved, moved))
         manifest.removals += [
             _relative(root, f)
             for f in data_files(folder)
@@ -262,6 +271,21 @@ class _Gone:
         here = pc.is_in(self.entries.column("partition"), value_set=_strings(set(chunk)))
         keys = self.entries.column(self.key).filter(here).combine_chunks()
         return pc.is_in(old.column(self.key), value_set=keys)
+
+
+def _arrivals(gone: pa.Table, staged: pa.Table, key: str) -> set[str]:
+    """Partitions that staged rows move keys into from another partition.
+
+    ``gone`` holds the superseded index entries (``key``, ``partition``); ``staged`` the
+    staged rows' ``key`` and partition. A key moves when an instance's ``cal_dt`` changed
+    or another instance claimed a task.
+    """
+    if not gone.num_rows or not staged.num_rows:
+        return set()
+    new = staged.select([key, PARTITION_COLUMN])
+    pairs = new.join(gone.select([key, "partition"]), key, join_type="inner")
+    moved = pc.not_equal(pairs.column(PARTITION_COLUMN), pairs.column("partition"))
+    return _unique(pairs.filter(moved).column(PARTITION_COLUMN))
 
 
 def _chunk_rows(

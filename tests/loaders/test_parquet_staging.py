@@ -13,6 +13,7 @@ from parquet_checks import duplicates
 from parquet_reads import read, snapshot, task_owners
 from sample_frames import DAY, NEXT_DAY, failure, graph, make_frames
 
+import extractor.loaders._parquet_store as store_module
 from extractor.errors import LoadError
 from extractor.frames import FlowFrames
 from extractor.loaders import ParquetLoader, compact_parquet, read_parquet, write_parquet
@@ -201,6 +202,40 @@ def test_a_committed_compaction_that_crashed_is_finished_by_the_next_writer(
 
     assert task_owners(tmp_path) == {"a2": "a"}
     assert not (tmp_path / "_staging" / "compaction").exists()
+
+
+def test_a_compaction_stopped_between_two_partitions_shows_no_key_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # "a" moves to an earlier day, and "b" claims "c"'s task from a later day: the
+    # partitions that gain keys must be swapped after those that lose them.
+    both = [graph("a", ["a1"], cal_dt=NEXT_DAY), graph("b", ["b1"], cal_dt=NEXT_DAY)]
+    write_parquet(FlowFrames.concat([*both, graph("c", ["c1", "c2"], cal_dt=NEXT_DAY)]), tmp_path)
+    loader = ParquetLoader(tmp_path)
+    loader.write(FlowFrames.concat([graph("a", ["a1"]), graph("d", ["c2", "d1"])]))
+    real_move, moves, allowed = store_module._move, 0, 0
+
+    def crash_after_some_moves(source: Path, target: Path) -> None:
+        nonlocal moves
+        moves += 1
+        if moves > allowed:
+            raise KeyboardInterrupt
+        real_move(source, target)
+
+    monkeypatch.setattr(store_module, "_move", crash_after_some_moves)
+    with pytest.raises(KeyboardInterrupt):
+        loader.compact()
+    while (tmp_path / "_staging" / "compaction").exists():  # one more move each time
+        assert set(duplicates(tmp_path).values()) == {0}, allowed
+        moves, allowed = 0, allowed + 1
+        try:
+            Store(tmp_path).apply_compaction()
+        except KeyboardInterrupt:
+            continue
+    assert allowed > 10
+    monkeypatch.undo()
+
+    assert task_owners(tmp_path) == {"a1": "a", "b1": "b", "c1": "c", "c2": "d", "d1": "d"}
 
 
 def test_recovery_removes_what_a_dead_writer_left_open_but_not_a_live_writers(
