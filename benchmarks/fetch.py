@@ -7,6 +7,7 @@ interpreter lock; the IDs come from a file, streamed as a user's would be.
     python benchmarks/fetch.py                       # every case but the 1M-ID one
     python benchmarks/fetch.py --case memory --ids 1000000
     python benchmarks/fetch.py --case latency --case ceiling
+    python benchmarks/fetch.py --case destinations --ids 10000 --ids 100000
 
 Cases: latency (50 ms, 16 and 64 workers, against the ideal workers/latency rate),
 ceiling (zero latency, as many workers as helps), budget (--max-rps 200, 64 workers,
@@ -15,14 +16,19 @@ memory (N IDs in a child process: peak RSS), throttle (a gateway-side limit of 2
 calls/s with no --max-rps: the share of the limit reached and of calls throttled; 5%
 scattered 429s with a 1 s Retry-After against none, at 50 ms latency), discovery (50 ms
 latency, a time window discovered with List Flow Instances and loaded with --detail
-full, then list: instances per second and gateway calls per loaded instance).
+full, then list: instances per second and gateway calls per loaded instance),
+destinations (N IDs over ~700 days, shuffled, into SQLite and then into Parquet with the
+default batch size, each in a child process: instances/s, peak RSS, and for Parquet the
+compaction time and the files left).
 """
 
 from __future__ import annotations
 
 import argparse
 import bisect
+import itertools
 import json
+import random
 import resource
 import sqlite3
 import subprocess
@@ -35,9 +41,10 @@ from typing import Any
 
 from extractor.client import EnOSClient
 from extractor.config import FetchConfig, GatewayConfig
-from extractor.destinations import SqlDestination
+from extractor.destinations import ParquetDestination, SqlDestination
 from extractor.discovery import Detail
-from extractor.pipeline import run_extract
+from extractor.loaders._parquet_files import data_files
+from extractor.pipeline import Destination, run_extract
 from extractor.simulator import Faults, Population, SimCredentials, SimulatorProcess
 from extractor.sources import discovered
 
@@ -66,10 +73,12 @@ def gateway(url: str) -> GatewayConfig:
     )
 
 
-def run(url: str, ids_path: Path, db: Path, fetch: FetchConfig) -> dict[str, Any]:
-    """One extract into a fresh SQLite file; returns figures and the send times."""
+def run(
+    url: str, ids_path: Path, db: Path, fetch: FetchConfig, dest: Destination | None = None
+) -> dict[str, Any]:
+    """One extract into a fresh SQLite file (or ``dest``); returns figures and send times."""
     sends: list[float] = []
-    dest = SqlDestination(f"sqlite:///{db}")
+    dest = dest or SqlDestination(f"sqlite:///{db}")
     with EnOSClient(gateway(url), fetch=fetch) as client:
         acquire = client.limiter.acquire
 
@@ -277,14 +286,102 @@ def case_discovery(tmp: Path, start: datetime) -> None:
     print(f"  list / full: {ratio:.1f}x instances per second")
 
 
+SPREAD_FLOWS, SPREAD_DAYS = 30, 700
+"""The destinations case: few flows over many days, so the IDs span hundreds of dates."""
+
+
+def write_spread_ids(path: Path, count: int) -> datetime:
+    """Write ``count`` IDs evenly over :data:`SPREAD_DAYS` days, shuffled; return the start."""
+    start = END - timedelta(days=SPREAD_DAYS)
+    population = Population(seed=SEED, flows=SPREAD_FLOWS, start=start, end=END)
+    stride = max(population.count() // count, 1)
+    ids = list(itertools.islice(population.ids(), 0, None, stride))[:count]
+    random.Random(SEED).shuffle(ids)
+    path.write_text("\n".join(ids) + "\n")
+    return start
+
+
+class _TimedParquet(ParquetDestination):
+    """Times the end-of-run compaction."""
+
+    compact_s = 0.0
+
+    def finish(self) -> None:
+        started = time.perf_counter()
+        super().finish()
+        self.compact_s = time.perf_counter() - started
+
+
+def destination_run(target: str, url: str, ids: Path, out: Path) -> dict[str, Any]:
+    """One extract into ``target`` (sqlite or parquet); figures with this process's peak RSS."""
+    dest: Destination
+    if target == "sqlite":
+        dest = SqlDestination(f"sqlite:///{out / 'flows.sqlite'}")
+    else:
+        dest = _TimedParquet(out / "parquet")
+    r = run(url, ids, out / "unused.sqlite", FetchConfig(workers=16), dest)
+    r.pop("sends")
+    r["peak_rss_mb"] = peak_rss_mb()
+    if isinstance(dest, _TimedParquet):
+        root = out / "parquet"
+        tables = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith("_")]
+        r["compact_s"] = dest.compact_s
+        r["files"] = sum(len(data_files(f)) for t in tables for f in [t, *t.iterdir()])
+        r["partitions"] = sum(1 for t in tables for f in t.iterdir() if f.is_dir())
+    return r
+
+
+def case_destinations(tmp: Path, counts: list[int]) -> None:
+    """Each count into SQLite, then Parquet: each extract in a child process of its own."""
+    for count in counts:
+        ids = tmp / f"spread-{count}.txt"
+        start = write_spread_ids(ids, count)
+        with SimulatorProcess(seed=SEED, flows=SPREAD_FLOWS, start=start, end=END) as sim:
+            for target in ("sqlite", "parquet"):
+                out = tmp / f"{target}-{count}"
+                out.mkdir()
+                code = (
+                    "import json, sys; from pathlib import Path; sys.path.insert(0, 'benchmarks');"
+                    "import fetch as b;"
+                    f"r = b.destination_run({target!r}, {sim.url!r}, Path({str(ids)!r}),"
+                    f" Path({str(out)!r})); print(json.dumps(r))"
+                )
+                done = subprocess.run(
+                    [sys.executable, "-c", code], check=True, capture_output=True, text=True
+                )
+                r = json.loads(done.stdout.strip().splitlines()[-1])
+                extra = ""
+                if target == "parquet":
+                    extra = (
+                        f", compaction {r['compact_s']:.1f} s, {r['files']:,} files in "
+                        f"{r['partitions']:,} partitions"
+                    )
+                print(
+                    f"  {count:>9,} IDs into {target:<7} {r['rate']:>6,.0f} inst/s, "
+                    f"{r['cpu_per_1000']:.2f} CPU s/1000, peak RSS {r['peak_rss_mb']:.0f} MB, "
+                    f"loaded {r['loaded']:,}{extra}"
+                )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Fetch throughput against the simulator.")
     parser.add_argument(
         "--case",
         action="append",
-        choices=("latency", "ceiling", "budget", "faults", "memory", "discovery", "throttle"),
+        choices=(
+            "latency",
+            "ceiling",
+            "budget",
+            "faults",
+            "memory",
+            "discovery",
+            "throttle",
+            "destinations",
+        ),
     )
-    parser.add_argument("--ids", type=int, action="append", help="ID counts for memory")
+    parser.add_argument(
+        "--ids", type=int, action="append", help="ID counts for memory and destinations"
+    )
     args = parser.parse_args()
     cases = args.case or [
         "latency",
@@ -294,6 +391,7 @@ def main() -> None:
         "memory",
         "discovery",
         "throttle",
+        "destinations",
     ]
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
@@ -314,6 +412,9 @@ def main() -> None:
             print("peak RSS of the whole client process by number of IDs:")
             for count in args.ids or [100_000]:
                 case_memory(tmp, count)
+        if "destinations" in cases:
+            print("SQLite and Parquet in the same run, IDs over ~700 days (default batch size):")
+            case_destinations(tmp, args.ids or [10_000, 100_000])
 
 
 if __name__ == "__main__":

@@ -215,6 +215,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     views.set_defaults(func=_cmd_views)
 
+    compact = sub.add_parser(
+        "compact",
+        help="fold staged batches into a Parquet directory and merge its small files",
+        description="Fold into the visible files the batches that interrupted runs left "
+        "staged, and rewrite each partition that holds more than one file as one file. "
+        "Other writers wait for it on the directory's lock.",
+    )
+    compact.add_argument("--parquet", metavar="DIR", required=True, help="the directory")
+    compact.set_defaults(func=_cmd_compact)
+
     demo = sub.add_parser(
         "demo",
         help="extract from the bundled simulator into ./demo",
@@ -551,6 +561,17 @@ def _cmd_views(args: argparse.Namespace) -> int:
             print(name)
     finally:
         engine.dispose()
+    return EXIT_OK
+
+
+def _cmd_compact(args: argparse.Namespace) -> int:
+    from extractor.loaders import compact_parquet
+
+    result = compact_parquet(args.parquet)
+    print(
+        f"{args.parquet}: {result.batches} staged batch(es) folded in, "
+        f"{result.partitions} partition(s) rewritten in {result.seconds:.1f} s"
+    )
     return EXIT_OK
 
 

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from extractor.errors import LoadError
 from extractor.frames import FlowFrames
-from extractor.loaders import SqlLoader, WriteMode, write_parquet
+from extractor.loaders import ParquetLoader, SqlLoader, WriteMode
 from extractor.pipeline import Moving
 from extractor.schema import FAILURES, INSTANCES
 from extractor.state import StateStore
@@ -46,6 +46,9 @@ class SqlDestination:
         self._loader.write(frames, mode=self.mode)
         if self.mode == "replace":
             self.mode = "upsert"  # replace empties the tables once per run, not per batch
+
+    def finish(self) -> None:
+        """Nothing to do: each batch is committed in its own transaction."""
 
     def _table(self, name: str, *columns: sa.Column[object]) -> sa.Table:
         return sa.Table(f"{self.table_prefix}{name}", sa.MetaData(schema=self.schema), *columns)
@@ -94,7 +97,11 @@ class SqlDestination:
 
 
 class ParquetDestination:
-    """A directory of Parquet datasets; run state in a SQLite file beside them."""
+    """A directory of Parquet datasets; run state in a SQLite file beside them.
+
+    Batches are staged as they come and become visible together when the run
+    finishes (:meth:`finish`), each partition rewritten once.
+    """
 
     def __init__(self, path: str | Path, *, mode: WriteMode = "upsert") -> None:
         self.path = Path(path)
@@ -106,11 +113,16 @@ class ParquetDestination:
             raise LoadError(f"cannot create {self.path}: {exc.strerror}") from None
         engine = sa.create_engine(f"sqlite:///{self.path / _STATE_FILE}")
         self.state: StateStore | None = StateStore(engine, label=str(self.path / _STATE_FILE))
+        self.loader = ParquetLoader(self.path)
 
     def write(self, frames: FlowFrames) -> None:
-        write_parquet(frames, self.path, mode=self.mode)
+        self.loader.write(frames, mode=self.mode)
         if self.mode == "replace":
             self.mode = "upsert"
+
+    def finish(self) -> None:
+        """Fold the run's staged batches into the visible files."""
+        self.loader.compact()
 
     def _read(self, name: str, expression: ds.Expression | None = None) -> list[str]:
         return [str(v) for v in self._columns(name, ["instance_id"], expression)[0]]

@@ -43,6 +43,10 @@ class Destination(Protocol):
 
     def write(self, frames: FlowFrames) -> None: ...
 
+    def finish(self) -> None:
+        """Make every batch written so far visible (a no-op where each write already is)."""
+        ...
+
     def failed_ids(self) -> list[str]: ...
 
     def terminal_ids(self, ids: list[str]) -> set[str]: ...
@@ -209,6 +213,9 @@ class _Collector:
     def write(self, frames: FlowFrames) -> None:
         self.parts.append(frames)
 
+    def finish(self) -> None:
+        pass
+
     def failed_ids(self) -> list[str]:
         return []
 
@@ -304,6 +311,10 @@ def run_extract(
     except FatalApiError as exc:
         report.fatal_error = exc.message
     _flush(batch, tz, destinations, stores, report)
+    # Before the run is marked finished: if this fails, the same command resumes with
+    # nothing left to fetch and finishes again.
+    for dest in destinations:
+        dest.finish()
     if report.fatal_error is None:
         for store in stores:
             store.finish_run(report.run_key)

@@ -19,6 +19,7 @@ from typing import Any
 
 import pyarrow.dataset as ds
 import pytest
+from parquet_checks import gateway_env
 
 from extractor import GatewayConfig, extract
 from extractor.cli import main
@@ -430,13 +431,7 @@ def clean_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[str], dict
 
 
 def _run_cli(url: str, tmp: Path, ids: list[str], db: Path, *extra: str) -> int:
-    env = {
-        "ENOS_GATEWAY": url,
-        "ENOS_APP_KEY": CREDS.app_key,
-        "ENOS_APP_SECRET": CREDS.app_secret,
-        "ENOS_ORG_ID": CREDS.org_id,
-        "ENOS_USER_ID": CREDS.user_id,
-    }
+    env = gateway_env(url, CREDS)
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:

@@ -34,7 +34,9 @@ def test_column_reference_is_generated_from_the_schema() -> None:
     )
 
 
-@pytest.mark.parametrize("command", ["extract", "sync", "simulate", "schema", "views", "demo"])
+@pytest.mark.parametrize(
+    "command", ["extract", "sync", "simulate", "schema", "views", "compact", "demo"]
+)
 def test_every_option_is_documented(command: str) -> None:
     sub = _parser()._subparsers._group_actions[0].choices[command]  # type: ignore[union-attr]
     options = {

@@ -5,10 +5,12 @@
 7
 """
 
+from extractor.loaders._parquet_compact import CompactResult
 from extractor.loaders.ddl import create_ddl
 from extractor.loaders.loader import Loader, LoadResult, WriteMode
 from extractor.loaders.parquet import (
     ParquetLoader,
+    compact_parquet,
     parquet_partitioning,
     read_parquet,
     write_parquet,
@@ -17,11 +19,13 @@ from extractor.loaders.sql import DEFAULT_CHUNK_SIZE, SqlLoader, connect, read_s
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
+    "CompactResult",
     "LoadResult",
     "Loader",
     "ParquetLoader",
     "SqlLoader",
     "WriteMode",
+    "compact_parquet",
     "connect",
     "create_ddl",
     "parquet_partitioning",

@@ -1,23 +1,27 @@
-"""Files of a Parquet write, staged first and put in place only once all are written."""
+"""The layout of a Parquet directory, and the file reads and writes its parts share."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import uuid
-from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from pyarrow import feather
 
 from extractor.errors import LoadError
+from extractor.frames import arrow_schema
+from extractor.schema import Table
+
+PARTITION_COLUMN = "cal_dt"
+NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
+PART_FILE = "part-0.parquet"
+"""After compaction a partition is this one file (see the README on why one)."""
 
 _COMPRESSION = "snappy"
-_MAX_OPEN_FILES = 1024
 
 
 def data_files(folder: Path) -> list[Path]:
@@ -36,131 +40,171 @@ def make_dir(path: Path) -> None:
         raise LoadError(f"cannot create directory {path}: {exc.strerror or exc}") from exc
 
 
-class StagedChanges:
-    """New files written where readers do not look, then moved into place together.
+def partition_folders(root: Path) -> list[Path]:
+    return sorted(p for p in root.glob(f"{PARTITION_COLUMN}=*") if p.is_dir())
 
-    Writing is the slow part that can fail (full disk, a bad value); while it runs no
-    file a reader sees has changed, and :meth:`discard` removes what was staged. Only
-    :meth:`apply` touches the visible files: a quick series of :func:`os.replace` calls,
-    each atomic, so a reader meets every file whole, old or new. Staged files live on
-    the same file system as their targets: beside them under a dot-name, or in a
-    dot-directory of the same dataset (readers skip names starting with ``.`` or ``_``).
-    Index files staged ``first`` move before the data files, the others after them.
+
+def partition_value(folder: Path) -> str:
+    return folder.name.split("=", 1)[1]
+
+
+def partition_folder(root: Path, value: str) -> Path:
+    return root / f"{PARTITION_COLUMN}={value}"
+
+
+def file_schema(table: Table) -> pa.Schema:
+    """The declared schema less the partition column, which lives in the path."""
+    schema = arrow_schema(table)
+    if PARTITION_COLUMN in schema.names:
+        schema = schema.remove(schema.get_field_index(PARTITION_COLUMN))
+    return schema
+
+
+def text_partitioning() -> ds.Partitioning:
+    """Hive partitioning with the partition value as text, as it is in the path."""
+    return ds.partitioning(pa.schema([(PARTITION_COLUMN, pa.string())]), flavor="hive")
+
+
+def read_files(
+    files: list[Path],
+    table: Table,
+    schema: pa.Schema,
+    *,
+    partitioning: ds.Partitioning | None = None,
+    base: Path | None = None,
+) -> pa.Table:
+    """Read files written earlier as ``schema`` (plus the partition column, if any).
+
+    A declared column that an older file lacks reads as nulls; a column of another type
+    is refused rather than converted.
+    """
+    full = schema if partitioning is None else schema.append(partitioning.schema.field(0))
+    if not files:
+        return full.empty_table()
+    try:
+        for file in files:
+            _check_types(pq.read_schema(file), schema, table, file)
+        dataset = ds.dataset(
+            [str(f) for f in files],
+            schema=full,
+            format="parquet",
+            partitioning=partitioning,
+            partition_base_dir=str(base) if base else None,
+        )
+        return dataset.to_table()
+    except (OSError, pa.ArrowException) as exc:
+        raise LoadError(f"cannot read {table.name} files under {files[0].parent}: {exc}") from exc
+
+
+def _check_types(found: pa.Schema, declared: pa.Schema, table: Table, file: Path) -> None:
+    for field in found:
+        index = declared.get_field_index(field.name)
+        if index >= 0 and declared.field(index).type != field.type:
+            raise LoadError(
+                f"{file}: column {table.name}.{field.name} is {field.type}, declared "
+                f"{declared.field(index).type}; move the file away or rewrite it"
+            )
+
+
+def write_file(data: pa.Table, path: Path, *, row_group_size: int | None = None) -> None:
+    """Write ``data`` as the Parquet file ``path`` (a staging path no reader looks at)."""
+    try:
+        pq.write_table(data, path, compression=_COMPRESSION, row_group_size=row_group_size)
+    except OSError as exc:
+        raise LoadError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def write_partitions(data: pa.Table, root: Path) -> set[str]:
+    """Write ``data`` as ``root/cal_dt=<value>/part-0.parquet``, one file per value.
+
+    ``data`` holds every row of each partition it names, with the partition value as a
+    text column, which is left out of the files. One file at a time per thread: Arrow's
+    dataset writer keeps every partition's file open at once, which measured 1.7x
+    slower and 95 MB heavier for 700 partitions.
+
+    Returns:
+        The partition values written.
+    """
+    if not data.num_rows:
+        return set()
+    data = data.sort_by(PARTITION_COLUMN)
+    values = data.column(PARTITION_COLUMN).combine_chunks()
+    starts = pc.indices_nonzero(pc.not_equal(values.slice(1), values.slice(0, len(values) - 1)))
+    bounds = [0, *(i + 1 for i in starts.to_pylist()), len(values)]
+    rows = data.drop_columns([PARTITION_COLUMN])
+
+    def write(run: int) -> str:
+        first, end = bounds[run], bounds[run + 1]
+        value = str(values[first].as_py())
+        folder = partition_folder(root, value)
+        make_dir(folder)
+        write_file(rows.slice(first, end - first), folder / PART_FILE)
+        return value
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        return set(pool.map(write, range(len(bounds) - 1)))
+
+
+def write_arrow(data: pa.Table, path: Path) -> None:
+    try:
+        feather.write_feather(data, path, compression="uncompressed")
+    except OSError as exc:
+        raise LoadError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def read_arrow(path: Path) -> pa.Table:
+    try:
+        return feather.read_table(path, memory_map=False)
+    except (OSError, pa.ArrowException) as exc:
+        raise LoadError(f"cannot read {path}: {exc}") from exc
+
+
+def row_count(files: list[Path]) -> int:
+    """Rows in these Parquet files, from their footers."""
+    try:
+        return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    except (OSError, pa.ArrowException) as exc:
+        raise LoadError(f"cannot read {files[0].parent}: {exc}") from exc
+
+
+class SortedReader:
+    """Reads a Parquet file sorted by partition value, one range of values at a time.
+
+    Each row group is decoded once however many ranges it spans, and only the rows of
+    the current range and one row group are held.
     """
 
-    def __init__(self) -> None:
-        self._first: list[tuple[Path, Path]] = []
-        self._moves: list[tuple[Path, Path]] = []
-        self._last: list[tuple[Path, Path]] = []
-        self._removals: list[Path] = []
-        self._scratch: list[Path] = []
-
-    @classmethod
-    def combine(cls, parts: list[StagedChanges]) -> StagedChanges:
-        """Join changes staged separately (one per dataset) into one set to apply."""
-        combined = cls()
-        for part in parts:
-            combined._first += part._first
-            combined._moves += part._moves
-            combined._last += part._last
-            combined._removals += part._removals
-            combined._scratch += part._scratch
-        return combined
-
-    def write_parquet(self, data: pa.Table, target: Path) -> None:
-        """Stage ``data`` as the Parquet file ``target``."""
-        self._moves.append((self._stage_file(_parquet_writer(data), target), target))
-
-    def write_arrow(self, data: pa.Table, target: Path, *, first: bool = False) -> None:
-        """Stage ``data`` as the Arrow IPC file ``target``."""
-        moves = self._first if first else self._last
-        moves.append((self._stage_file(_arrow_writer(data), target), target))
-
-    def write_partitions(self, data: pa.Table, root: Path, column: str) -> set[str]:
-        """Stage ``data`` as ``root/<column>=<value>/part-<i>.parquet`` files.
-
-        ``column`` (text, or dictionary-encoded text) holds each row's partition value and
-        is left out of the files. Data files
-        already in a written partition that this write does not replace are removed.
-
-        Returns:
-            The partition values written.
-        """
-        if not data.num_rows:
-            return set()
-        stage = root / f".staging-{uuid.uuid4().hex}"
-        self._scratch.append(stage)
-        values = data.column(column).unique()
+    def __init__(self, path: Path) -> None:
         try:
-            ds.write_dataset(
-                data,
-                stage,
-                format="parquet",
-                partitioning=ds.partitioning(pa.schema([data.schema.field(column)]), flavor="hive"),
-                basename_template="part-{i}.parquet",
-                file_options=ds.ParquetFileFormat().make_write_options(compression=_COMPRESSION),
-                max_partitions=max(len(values), 1),
-                max_open_files=max(_MAX_OPEN_FILES, len(values) + 1),
-                existing_data_behavior="error",
-            )
-        except OSError as exc:
-            raise LoadError(f"cannot write under {root}: {exc.strerror or exc}") from exc
-        written = set()
-        for folder in sorted(p for p in stage.iterdir() if p.is_dir()):
-            written.add(folder.name.split("=", 1)[1])
-            target = root / folder.name
-            new = data_files(folder)
-            self._moves.extend((f, target / f.name) for f in new)
-            names = {f.name for f in new}
-            self._removals.extend(f for f in data_files(target) if f.name not in names)
-        return written
+            self._file = pq.ParquetFile(path)
+        except (OSError, pa.ArrowException) as exc:
+            raise LoadError(f"cannot read {path}: {exc}") from exc
+        self._path = path
+        self._groups = iter(range(self._file.num_row_groups))
+        self._held = self._file.schema_arrow.empty_table()
 
-    def remove(self, path: Path) -> None:
-        """Remove ``path`` when the changes apply; its folder too if left empty."""
-        self._removals.append(path)
+    def until(self, last: str) -> pa.Table:
+        """The rows after the previous range, up to partition value ``last`` included."""
+        parts = []
+        while True:
+            if not self._held.num_rows:
+                group = next(self._groups, None)
+                if group is None:
+                    break
+                self._held = self._read(group)
+            values = self._held.column(PARTITION_COLUMN)
+            inside = int(pc.sum(pc.less_equal(values, last)).as_py() or 0)
+            parts.append(self._held.slice(0, inside))
+            self._held = self._held.slice(inside)
+            if self._held.num_rows:
+                break
+        return pa.concat_tables(parts) if parts else self._file.schema_arrow.empty_table()
 
-    def discard(self) -> None:
-        """Delete everything staged."""
-        for temporary, _ in self._first + self._moves + self._last:
-            temporary.unlink(missing_ok=True)
-        for scratch in self._scratch:
-            shutil.rmtree(scratch, ignore_errors=True)
+    def close(self) -> None:
+        self._file.close()
 
-    def apply(self) -> None:
-        """Move the staged files into place, then remove the files that go."""
+    def _read(self, group: int) -> pa.Table:
         try:
-            for temporary, target in self._first + self._moves:
-                target.parent.mkdir(exist_ok=True)
-                os.replace(temporary, target)
-            for path in self._removals:
-                path.unlink(missing_ok=True)
-                with contextlib.suppress(OSError):
-                    path.parent.rmdir()  # only succeeds once the partition is empty
-            for temporary, target in self._last:
-                os.replace(temporary, target)
-        except OSError as exc:
-            self.discard()
-            raise LoadError(f"cannot replace {exc.filename}: {exc.strerror or exc}") from exc
-        for scratch in self._scratch:
-            shutil.rmtree(scratch, ignore_errors=True)
-
-    def _stage_file(self, write: Callable[[Path], None], target: Path) -> Path:
-        make_dir(target.parent)
-        temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            write(temporary)
-        except OSError as exc:
-            temporary.unlink(missing_ok=True)
-            raise LoadError(f"cannot write {target}: {exc.strerror or exc}") from exc
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
-        return temporary
-
-
-def _parquet_writer(data: pa.Table) -> Callable[[Path], None]:
-    return lambda path: pq.write_table(data, path, compression=_COMPRESSION)
-
-
-def _arrow_writer(data: pa.Table) -> Callable[[Path], None]:
-    return lambda path: feather.write_feather(data, path, compression="uncompressed")
+            return self._file.read_row_group(group)
+        except (OSError, pa.ArrowException) as exc:
+            raise LoadError(f"cannot read {self._path}: {exc}") from exc

@@ -5,42 +5,35 @@ have changed) then costs one small file read instead of reading the keys of ever
 partition. A dataset without an index (written by hand, or the file deleted) gets one
 rebuilt by a single scan.
 
-The index is put in place twice per batch: before the data files as the union of the
-old and the new entries, after them exactly. An entry means "may have rows here", so a
-crash between the two leaves an index that names too many partitions, never too few, and
-the next batch that loads those instances cleans up after the crash.
+The index describes the visible files only. Compaction replaces it together with the
+partitions it rewrites, under the same commit (see ``_parquet_store``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from pyarrow import feather
 
 from extractor.errors import LoadError
+from extractor.loaders._batch import CLAIMABLE_TABLES
+from extractor.loaders._parquet_files import data_files, partition_folders, partition_value
+from extractor.schema import Table
 
 INDEX_FILE = "_instances.arrow"
 """Hidden from dataset readers by its leading underscore; not a Parquet file either."""
 
-Scan = Callable[[Path, list[str]], pa.Table]
 
-
-@dataclass(frozen=True)
-class Match:
-    """The index entries a batch replaces.
-
-    Attributes:
-        mask: Over the index's rows: the entry belongs to a loaded instance, or holds a
-            key the batch claims.
-        claimed: Claimed keys that another instance holds now (empty without a claim key).
-    """
-
-    mask: pa.Array
-    claimed: pa.Array
+def claim_key(table: Table) -> str | None:
+    """The key a loaded instance can claim from another instance, if any."""
+    if table not in CLAIMABLE_TABLES:
+        return None
+    (key,) = table.primary_key  # claimable keys are single columns (task_inst_id)
+    return key
 
 
 @dataclass(frozen=True)
@@ -56,7 +49,7 @@ class PartitionIndex:
     claim_key: str | None
 
     @classmethod
-    def load(cls, root: Path, *, claim_key: str | None, scan: Scan) -> PartitionIndex:
+    def load(cls, root: Path, *, claim_key: str | None) -> PartitionIndex:
         columns = ["instance_id", *([claim_key] if claim_key else []), "partition"]
         path = root / INDEX_FILE
         if path.exists():
@@ -66,42 +59,25 @@ class PartitionIndex:
                 raise LoadError(f"cannot read {path}: {exc}") from exc
             if table.column_names == columns:
                 return cls(table, claim_key)
-        table = scan(root, columns[:-1]).select(columns)
-        if not claim_key and table.num_rows:
-            table = table.group_by(columns, use_threads=False).aggregate([]).select(columns)
-        return cls(table, claim_key)
+        return cls(_distinct(_scan(root, columns[:-1]).select(columns), claim_key), claim_key)
 
-    def match(self, instance_ids: pa.Array, keys: pa.Array | None) -> Match:
-        """Find the entries of these instances, and of these keys held by others.
-
-        The keys' set is built over the smaller side, whichever it is: the batch's keys
-        or the other instances' entries (usually none on a re-load).
-        """
-        mask = pc.is_in(self.table.column("instance_id"), value_set=instance_ids)
-        if self.claim_key is None or keys is None:
-            return Match(mask, pa.array([], pa.string()))
-        held = self.table.column(self.claim_key).combine_chunks()
-        others = held.filter(pc.invert(mask))
-        if len(others) <= len(keys):
-            claimed = keys.filter(pc.is_in(keys, value_set=others))
-        else:
-            claimed = others.filter(pc.is_in(others, value_set=keys))
-        if len(claimed):
-            mask = pc.or_(mask, pc.is_in(held, value_set=claimed))
-        return Match(mask, claimed)
+    @classmethod
+    def empty(cls, claim_key: str | None) -> PartitionIndex:
+        columns = ["instance_id", *([claim_key] if claim_key else []), "partition"]
+        return cls(pa.table({c: pa.array([], pa.string()) for c in columns}), claim_key)
 
     def filter(self, mask: pa.Array) -> PartitionIndex:
         return PartitionIndex(self.table.filter(mask), self.claim_key)
 
     def entries(self, keys: pa.Table, partitions: pa.Array) -> PartitionIndex:
-        """Return entries for rows with these keys written to these partitions.
+        """Return the entries of rows with these keys written to these partitions.
 
-        ``keys`` holds ``instance_id`` and the claim key, one row per entry: every row for
-        a claimable table, else one row per instance.
+        ``keys`` holds ``instance_id`` and the claim key (if any) of each row.
         """
         names = ["instance_id", *([self.claim_key] if self.claim_key else [])]
         columns = {c: keys.column(c) for c in names}
-        return PartitionIndex(pa.table({**columns, "partition": partitions}), self.claim_key)
+        table = pa.table({**columns, "partition": partitions})
+        return PartitionIndex(_distinct(table, self.claim_key), self.claim_key)
 
     def instance_ids(self) -> pa.Array:
         return pc.unique(self.table.column("instance_id"))
@@ -110,3 +86,28 @@ class PartitionIndex:
     def concat(first: PartitionIndex, second: PartitionIndex) -> PartitionIndex:
         table = pa.concat_tables([first.table, second.table.cast(first.table.schema)])
         return PartitionIndex(table, first.claim_key)
+
+
+def _distinct(table: pa.Table, claim_key: str | None) -> pa.Table:
+    """One entry per instance and partition; a claimable table's rows are entries already."""
+    if claim_key or not table.num_rows:
+        return table
+    names = table.column_names
+    return table.group_by(names, use_threads=False).aggregate([]).select(names)
+
+
+def _scan(root: Path, columns: list[str]) -> pa.Table:
+    """Read ``columns`` and the partition of every row in a dataset (no index yet)."""
+    parts = []
+    for folder in partition_folders(root):
+        value = partition_value(folder)
+        for file in data_files(folder):
+            try:
+                keys = pq.read_table(file, columns=columns)
+            except (OSError, pa.ArrowException) as exc:
+                raise LoadError(f"cannot read {file}: {exc}") from exc
+            partition = pa.repeat(pa.scalar(value, pa.string()), keys.num_rows)
+            parts.append(keys.append_column("partition", partition))
+    if not parts:
+        return pa.table({c: pa.array([], pa.string()) for c in [*columns, "partition"]})
+    return pa.concat_tables(parts)

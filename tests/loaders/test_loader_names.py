@@ -8,12 +8,14 @@ from extractor.loaders import Loader, ParquetLoader, SqlLoader
 
 def test_the_public_names_are_exactly_these():
     assert sorted(loaders.__all__) == [
+        "CompactResult",
         "DEFAULT_CHUNK_SIZE",
         "LoadResult",
         "Loader",
         "ParquetLoader",
         "SqlLoader",
         "WriteMode",
+        "compact_parquet",
         "connect",
         "create_ddl",
         "parquet_partitioning",

@@ -11,12 +11,11 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
+from parquet_reads import partitions, read, snapshot, task_owners
 from sample_frames import (
     DAY,
     NEXT_DAY,
-    Row,
     assert_reads_back,
-    by_key,
     expected_rows,
     failure,
     frames_with_a_null_day,
@@ -31,35 +30,7 @@ import extractor.loaders._parquet_files as parquet_files
 from extractor.errors import LoadError
 from extractor.frames import FlowFrames, arrow_schema
 from extractor.loaders import parquet_partitioning, read_parquet, write_parquet
-from extractor.schema import DATA_TABLES, FAILURES, INSTANCES, TABLES, TASKS, Table
-
-
-def read(root: Path, table: Table) -> list[Row]:
-    """Read one dataset with the typed partitioning, columns in declared order."""
-    if table is FAILURES:
-        data = ds.dataset(root / table.name).to_table()
-    else:
-        data = ds.dataset(root / table.name, partitioning=parquet_partitioning()).to_table()
-    if "cal_dt" in data.column_names and "cal_dt" not in table.column_names:
-        data = data.drop_columns(["cal_dt"])
-    return by_key(table, data.select(list(table.column_names)).to_pylist())
-
-
-def snapshot(root: Path) -> dict[str, bytes]:
-    """Every visible file under ``root`` with its bytes."""
-    return {
-        str(p.relative_to(root)): p.read_bytes()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and not p.name.startswith((".", "_"))
-    }
-
-
-def partitions(root: Path, table: Table) -> list[str]:
-    return sorted(p.name for p in (root / table.name).iterdir() if p.is_dir())
-
-
-def task_owners(root: Path) -> dict[str, Any]:
-    return {r["task_inst_id"]: r["instance_id"] for r in read(root, TASKS)}
+from extractor.schema import DATA_TABLES, FAILURES, INSTANCES, TABLES, TASKS
 
 
 def test_every_table_reads_back_exactly(tmp_path: Path):
@@ -258,23 +229,24 @@ def test_a_file_with_a_column_of_another_type_is_refused(tmp_path: Path):
     assert snapshot(tmp_path) == before
 
 
-def test_a_crash_mid_write_leaves_the_previous_files_readable_and_unchanged(
+def test_a_failure_mid_compaction_leaves_the_previous_files_readable_and_unchanged(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     write_parquet(FlowFrames.concat([graph("a", ["a1"]), graph("b", ["b1"])]), tmp_path)
     before = snapshot(tmp_path)
-    real_write = ds.write_dataset
+    real_write = pq.write_table
     calls = 0
 
-    def crash_on_second_dataset(data: pa.Table, base_dir: Any, **kwargs: Any) -> None:
+    def disk_full_on_second_compacted_file(data: pa.Table, where: Any, **kwargs: Any) -> None:
         nonlocal calls
-        calls += 1
-        if calls == 2:
-            real_write(data.slice(0, 1), base_dir, **kwargs)
-            raise OSError(28, "No space left on device")
-        real_write(data, base_dir, **kwargs)
+        if ".open-compaction" in str(where):
+            calls += 1
+            if calls == 2:
+                Path(where).write_bytes(b"PAR1 half a file")
+                raise OSError(28, "No space left on device")
+        real_write(data, where, **kwargs)
 
-    monkeypatch.setattr(parquet_files.ds, "write_dataset", crash_on_second_dataset)
+    monkeypatch.setattr(parquet_files.pq, "write_table", disk_full_on_second_compacted_file)
     with pytest.raises(LoadError, match="No space left on device"):
         write_parquet(graph("a", ["a1", "a9"], flow_name="changed"), tmp_path)
     monkeypatch.undo()
@@ -282,9 +254,12 @@ def test_a_crash_mid_write_leaves_the_previous_files_readable_and_unchanged(
     assert snapshot(tmp_path) == before
     assert not [p for p in tmp_path.rglob(".*")]
     assert [r["flow_name"] for r in read(tmp_path, INSTANCES)] == ["Daily KPI 日报 ✓"] * 2
+    assert len(list((tmp_path / "_staging").iterdir())) == 1  # the batch waits, committed
 
     write_parquet(graph("a", ["a1", "a9"]), tmp_path)
     assert task_owners(tmp_path) == {"a1": "a", "a9": "a", "b1": "b"}
+    assert [r["flow_name"] for r in read(tmp_path, INSTANCES)] == ["Daily KPI 日报 ✓"] * 2
+    assert not list((tmp_path / "_staging").iterdir())
 
 
 def test_a_failure_while_writing_a_file_leaves_no_trace(
