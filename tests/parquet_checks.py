@@ -7,7 +7,6 @@ from pathlib import Path
 import duckdb
 
 from extractor.schema import DATA_TABLES
-from extractor.simulator import SimCredentials
 
 
 def duplicates(root: Path) -> dict[str, int]:
@@ -23,14 +22,3 @@ def duplicates(root: Path) -> dict[str, int]:
             f"hive_partitioning=true) GROUP BY {keys} HAVING count(*) > 1)"
         ).fetchall()[0][0]
     return found
-
-
-def gateway_env(url: str, credentials: SimCredentials) -> dict[str, str]:
-    """The environment variables that point a run at a simulator."""
-    return {
-        "ENOS_GATEWAY": url,
-        "ENOS_APP_KEY": credentials.app_key,
-        "ENOS_APP_SECRET": credentials.app_secret,
-        "ENOS_ORG_ID": credentials.org_id,
-        "ENOS_USER_ID": credentials.user_id,
-    }

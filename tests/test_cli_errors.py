@@ -17,11 +17,11 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from simulated import CREDS, gateway_env
 
 from extractor import ConfigError, GatewayConfig
-from extractor.simulator import Faults, Population, SimCredentials, Simulator
+from extractor.simulator import Faults, Population, Simulator
 
-CREDS = SimCredentials()
 SCRIPT = str(Path(sys.executable).parent / "enos-flows")
 
 
@@ -34,14 +34,7 @@ def sim() -> Iterator[Simulator]:
 
 @pytest.fixture
 def env(sim: Simulator) -> dict[str, str]:
-    return {
-        **os.environ,
-        "ENOS_GATEWAY": sim.url,
-        "ENOS_APP_KEY": CREDS.app_key,
-        "ENOS_APP_SECRET": CREDS.app_secret,
-        "ENOS_ORG_ID": CREDS.org_id,
-        "ENOS_USER_ID": CREDS.user_id,
-    }
+    return {**os.environ, **gateway_env(sim.url)}
 
 
 def run(
@@ -252,14 +245,7 @@ def test_the_python_api_names_a_bad_setting() -> None:
 def test_a_signal_writes_the_report_and_says_how_to_resume(tmp_path: Path, signum: int) -> None:
     population = Population(seed=3, flows=20, start=datetime(2026, 1, 1), end=datetime(2026, 1, 5))
     with Simulator(population, credentials=CREDS, faults=Faults(latency_ms=30)) as slow:
-        settings = {
-            **os.environ,
-            "ENOS_GATEWAY": slow.url,
-            "ENOS_APP_KEY": CREDS.app_key,
-            "ENOS_APP_SECRET": CREDS.app_secret,
-            "ENOS_ORG_ID": CREDS.org_id,
-            "ENOS_USER_ID": CREDS.user_id,
-        }
+        settings = {**os.environ, **gateway_env(slow.url)}
         ids = tmp_path / "ids.txt"
         ids.write_text("\n".join(population.ids(limit=600)) + "\n")
         report, db = tmp_path / "r.json", tmp_path / "w.db"

@@ -19,14 +19,13 @@ from typing import Any
 
 import pyarrow.dataset as ds
 import pytest
-from parquet_checks import gateway_env
+from simulated import CREDS, gateway_env
 
 from extractor import GatewayConfig, extract
 from extractor.cli import main
 from extractor.schema import DATA_TABLES, FAILURES
-from extractor.simulator import Faults, Population, SimCredentials, Simulator, SimulatorProcess
+from extractor.simulator import Faults, Population, Simulator, SimulatorProcess
 
-CREDS = SimCredentials()
 START, END = datetime(2026, 1, 1), datetime(2026, 1, 3)
 
 
@@ -42,13 +41,7 @@ def sim() -> Iterator[Simulator]:
 
 @pytest.fixture
 def env(sim: Simulator, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    values = {
-        "ENOS_GATEWAY": sim.url,
-        "ENOS_APP_KEY": CREDS.app_key,
-        "ENOS_APP_SECRET": CREDS.app_secret,
-        "ENOS_ORG_ID": CREDS.org_id,
-        "ENOS_USER_ID": CREDS.user_id,
-    }
+    values = gateway_env(sim.url)
     for k, v in values.items():
         monkeypatch.setenv(k, v)
     return values
@@ -251,16 +244,6 @@ def _outage_sim() -> Simulator:
     )
 
 
-def _settings(sim: Simulator) -> dict[str, str]:
-    return {
-        "ENOS_GATEWAY": sim.url,
-        "ENOS_APP_KEY": CREDS.app_key,
-        "ENOS_APP_SECRET": CREDS.app_secret,
-        "ENOS_ORG_ID": CREDS.org_id,
-        "ENOS_USER_ID": CREDS.user_id,
-    }
-
-
 def test_an_outage_mid_run_loads_every_id(tmp_path: Path) -> None:
     ids = some_ids(1000)
     db, report = tmp_path / "w.sqlite", tmp_path / "report.json"
@@ -278,7 +261,7 @@ def test_an_outage_mid_run_loads_every_id(tmp_path: Path) -> None:
             "2",
             "--report",
             str(report),
-            env=_settings(sim),
+            env=gateway_env(sim.url),
         )
         _, err = run.communicate(timeout=180)
         outage.join()
@@ -306,14 +289,14 @@ def test_an_outage_past_the_timeout_stops_and_a_rerun_finishes(tmp_path: Path) -
     ]
     with _outage_sim() as sim:
         outage = _restart_after(sim, after_gets=300, down_s=8)
-        run = enos_flows(*command, env=_settings(sim))
+        run = enos_flows(*command, env=gateway_env(sim.url))
         _, err = run.communicate(timeout=120)
         assert run.returncode == 1, err
         assert "unreachable for" in err and "run the same command again" in err
         loaded_before = len(table_rows(db, "flow_instances"))
         assert 0 < loaded_before < len(ids)
         outage.join()
-        rerun = enos_flows(*command, env=_settings(sim))
+        rerun = enos_flows(*command, env=gateway_env(sim.url))
         _, err = rerun.communicate(timeout=120)
     assert rerun.returncode == 0, err
     assert {r[0] for r in table_rows(db, "flow_instances")} == set(ids)
@@ -431,7 +414,7 @@ def clean_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[str], dict
 
 
 def _run_cli(url: str, tmp: Path, ids: list[str], db: Path, *extra: str) -> int:
-    env = gateway_env(url, CREDS)
+    env = gateway_env(url)
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
@@ -600,13 +583,7 @@ def test_sync_converges_as_running_instances_finish(
     pop = Population(seed=11, flows=30, start=START, end=END, now=datetime(2026, 1, 1, 6))
     db = tmp_path / "w.sqlite"
     with Simulator(pop, credentials=CREDS) as server:
-        for key, value in {
-            "ENOS_GATEWAY": server.url,
-            "ENOS_APP_KEY": CREDS.app_key,
-            "ENOS_APP_SECRET": CREDS.app_secret,
-            "ENOS_ORG_ID": CREDS.org_id,
-            "ENOS_USER_ID": CREDS.user_id,
-        }.items():
+        for key, value in gateway_env(server.url).items():
             monkeypatch.setenv(key, value)
         sync = ["sync", "--sqlite", str(db), "--quiet", "--detail", detail]
         first = [
@@ -724,7 +701,7 @@ def test_sync_leaves_instances_past_the_settle_window_for_later(
     )
     db, report = tmp_path / "w.sqlite", tmp_path / "r.json"
     with Simulator(pop, credentials=CREDS) as server:
-        for key, value in _settings(server).items():
+        for key, value in gateway_env(server.url).items():
             monkeypatch.setenv(key, value)
         sync = ["sync", "--sqlite", str(db), "--quiet", "--settle-after", str(settle_days)]
         window = ["--since", "2026-01-01T00:00:00+08:00", "--until", "2026-01-02T00:00:00+08:00"]
@@ -768,7 +745,7 @@ def test_without_max_rps_the_run_finds_the_gateway_limit(tmp_path: Path) -> None
             str(tmp_path / "w.db"),
             "--report",
             str(report),
-            env=_settings(sim),
+            env=gateway_env(sim.url),
         )
         _, err = run.communicate(timeout=180)
         calls = sim.stats.requests.get("get", 0)

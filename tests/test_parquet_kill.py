@@ -19,7 +19,8 @@ from typing import Any
 
 import duckdb
 import pytest
-from parquet_checks import duplicates, gateway_env
+from parquet_checks import duplicates
+from simulated import gateway_env
 
 from extractor.loaders import read_parquet
 from extractor.schema import FAILURES, TABLES
@@ -76,7 +77,7 @@ def command(
     ids_file.write_text("\n".join(ids) + "\n")
     args = ["extract", "--ids-file", str(ids_file), "--parquet", str(out), "--quiet"]
     args += ["--batch-size", "15", "--workers", "4"]
-    env = {**os.environ, **gateway_env(url, CREDS)}
+    env = {**os.environ, **gateway_env(url)}
     if kill:
         return [sys.executable, "-c", _DRIVER, *kill, *args], env
     return [sys.executable, "-m", "extractor", *args], env
