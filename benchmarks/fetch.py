@@ -363,36 +363,26 @@ def case_destinations(tmp: Path, counts: list[int]) -> None:
                 )
 
 
+CASES = (
+    "latency",
+    "ceiling",
+    "budget",
+    "faults",
+    "memory",
+    "discovery",
+    "throttle",
+    "destinations",
+)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Fetch throughput against the simulator.")
-    parser.add_argument(
-        "--case",
-        action="append",
-        choices=(
-            "latency",
-            "ceiling",
-            "budget",
-            "faults",
-            "memory",
-            "discovery",
-            "throttle",
-            "destinations",
-        ),
-    )
+    parser.add_argument("--case", action="append", choices=CASES)
     parser.add_argument(
         "--ids", type=int, action="append", help="ID counts for memory and destinations"
     )
     args = parser.parse_args()
-    cases = args.case or [
-        "latency",
-        "ceiling",
-        "budget",
-        "faults",
-        "memory",
-        "discovery",
-        "throttle",
-        "destinations",
-    ]
+    cases = args.case or CASES
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         start = write_ids(tmp / "ids-probe.txt", 20000)

@@ -32,16 +32,7 @@ class FakeLister:
         self.barrier: threading.Barrier | None = None
 
     def list_page(
-        self,
-        *,
-        from_ms: int,
-        to_ms: int,
-        type: int,
-        page_no: int = 1,
-        page_size: int = 100,
-        status: str = "",
-        owner: str = "",
-        expression: str = "",
+        self, *, from_ms: int, to_ms: int, type: int, page_no: int, page_size: int, **_: str
     ) -> list[dict[str, Any]]:
         assert page_no >= 1
         with self.lock:
