@@ -40,7 +40,7 @@ from extractor._fastcolumns import Batch, finish
 from extractor._fastpath import _Adder
 from extractor._shapes import graph_of, record_of
 from extractor._wallclock import shift_for
-from extractor.flatten import Rows, flatten_records
+from extractor.flattener import Rows, flatten_records
 from extractor.frames import build_frames
 from extractor.simulator import Population
 

@@ -3,37 +3,52 @@
 >>> import extractor
 >>> sorted(extractor.TABLES_BY_NAME)[:2]
 ['failed_instances', 'flow_dependencies']
+
+Every public name is imported on first use (PEP 562), so that ``import extractor`` and
+``enos-flows --help`` do not load pandas, pyarrow or SQLAlchemy.
 """
 
-from extractor.client import EnOSClient
-from extractor.config import FetchConfig, GatewayConfig, load_gateway_config, parse_timezone
-from extractor.errors import (
-    ApiError,
-    AuthError,
-    ConfigError,
-    ExtractorError,
-    FatalApiError,
-    LoadError,
-    NotFoundError,
-    PermanentApiError,
-    RecordError,
-    ThrottledError,
-    TransientApiError,
-)
-from extractor.frames import FlowFrames
-from extractor.loaders import (
-    LoadResult,
-    WriteMode,
-    create_ddl,
-    read_parquet,
-    read_sql,
-    write_parquet,
-    write_sql,
-)
-from extractor.missed import missed_runs
-from extractor.pipeline import RunReport, extract, flatten, run_extract
-from extractor.schema import TABLES, TABLES_BY_NAME
-from extractor.sync import run_sync
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+_HOMES: dict[str, str] = {
+    "TABLES": "extractor.schema",
+    "TABLES_BY_NAME": "extractor.schema",
+    "ApiError": "extractor.errors",
+    "AuthError": "extractor.errors",
+    "ConfigError": "extractor.errors",
+    "EnOSClient": "extractor.client",
+    "ExtractorError": "extractor.errors",
+    "FatalApiError": "extractor.errors",
+    "FetchConfig": "extractor.config",
+    "FlowFrames": "extractor.frames",
+    "GatewayConfig": "extractor.config",
+    "LoadError": "extractor.errors",
+    "LoadResult": "extractor.loaders",
+    "NotFoundError": "extractor.errors",
+    "PermanentApiError": "extractor.errors",
+    "RecordError": "extractor.errors",
+    "RunReport": "extractor.pipeline",
+    "ThrottledError": "extractor.errors",
+    "TransientApiError": "extractor.errors",
+    "WriteMode": "extractor.loaders",
+    "create_ddl": "extractor.loaders",
+    "extract": "extractor.pipeline",
+    "flatten": "extractor.pipeline",
+    "load_gateway_config": "extractor.config",
+    "missed_runs": "extractor.missed",
+    "parse_timezone": "extractor.config",
+    "read_parquet": "extractor.loaders",
+    "read_sql": "extractor.loaders",
+    "run_extract": "extractor.pipeline",
+    "run_sync": "extractor.sync",
+    "write_parquet": "extractor.loaders",
+    "write_sql": "extractor.loaders",
+}
+"""Where each public name lives."""
 
 __all__ = [
     "TABLES",
@@ -69,3 +84,49 @@ __all__ = [
     "write_parquet",
     "write_sql",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'extractor' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    loaded = {n for n, v in globals().items() if isinstance(v, ModuleType) and n != "importlib"}
+    return sorted({*__all__, *loaded})
+
+
+if TYPE_CHECKING:
+    from extractor.client import EnOSClient
+    from extractor.config import FetchConfig, GatewayConfig, load_gateway_config, parse_timezone
+    from extractor.errors import (
+        ApiError,
+        AuthError,
+        ConfigError,
+        ExtractorError,
+        FatalApiError,
+        LoadError,
+        NotFoundError,
+        PermanentApiError,
+        RecordError,
+        ThrottledError,
+        TransientApiError,
+    )
+    from extractor.frames import FlowFrames
+    from extractor.loaders import (
+        LoadResult,
+        WriteMode,
+        create_ddl,
+        read_parquet,
+        read_sql,
+        write_parquet,
+        write_sql,
+    )
+    from extractor.missed import missed_runs
+    from extractor.pipeline import RunReport, extract, flatten, run_extract
+    from extractor.schema import TABLES, TABLES_BY_NAME
+    from extractor.sync import run_sync

@@ -26,7 +26,7 @@ from extractor._coerce import (
 from extractor.schema import FAILED_TASK_STATUSES
 
 if TYPE_CHECKING:
-    from extractor.flatten import Rows
+    from extractor.flattener import Rows
 
 
 def tasks(tasks: Any, instance_id: str, rows: Rows) -> tuple[int, int]:

@@ -3,7 +3,7 @@
 A record takes this path only when each part of it has one of the shapes the API is
 known to send (the documented quirks included, see :mod:`extractor._shapes`): no
 unknown field, nothing to quarantine, naive wall-clock timestamps. Any other record is
-refused and takes the reference path in :mod:`extractor.flatten`, which defines the
+refused and takes the reference path in :mod:`extractor.flattener`, which defines the
 output: for each record this path keeps, the rows are exactly the reference's
 (``tests/test_flatten.py`` compares the two on thousands of simulator records).
 

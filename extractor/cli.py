@@ -10,25 +10,23 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from extractor import sources
-from extractor.client import EnOSClient
 from extractor.config import FetchConfig, load_gateway_config, parse_timezone
-from extractor.destinations import ParquetDestination, SqlDestination
 from extractor.discovery import ALL_TYPES
 from extractor.errors import ConfigError, ExtractorError
-from extractor.pipeline import (
-    EXIT_FATAL,
-    EXIT_OK,
-    EXIT_USAGE,
-    Destination,
-    RunReport,
-    run_extract,
-)
-from extractor.progress import Progress, summarise, write_report
-from extractor.sources import IdSource, parse_time
-from extractor.sync import run_sync
+from extractor.exits import EXIT_FATAL, EXIT_OK, EXIT_USAGE
 
+if TYPE_CHECKING:
+    from extractor.client import EnOSClient
+    from extractor.pipeline import Destination, RunReport
+    from extractor.progress import Progress
+    from extractor.sources import IdSource
+
+    Work = Callable[[EnOSClient, FetchConfig, list[Destination], Progress], RunReport]
+
+# The heavy modules (pandas, pyarrow, SQLAlchemy, requests) are imported by the commands
+# that use them, so that --help and the light commands start at once.
 log = logging.getLogger("extractor")
 
 
@@ -155,7 +153,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_type_arg(syn, "")
     _add_detail_arg(syn, "")
-    _add_destination_args(syn)
+    _add_destination_args(syn, modes=False)  # sync re-loads instances as they change
     _add_gateway_args(syn)
     _add_fetch_args(syn)
     syn.add_argument("--report", metavar="FILE", help="write a JSON run report")
@@ -260,17 +258,20 @@ def _add_detail_arg(p: argparse._ActionsContainer, prefix: str) -> None:
     )
 
 
-def _add_destination_args(p: argparse.ArgumentParser) -> None:
+def _add_destination_args(p: argparse.ArgumentParser, *, modes: bool = True) -> None:
     g = p.add_argument_group("where to load (at least one)")
     g.add_argument("--sqlite", metavar="PATH", help="SQLite database file")
     g.add_argument("--db", metavar="URL", help="SQLAlchemy URL, e.g. postgresql+psycopg://...")
     g.add_argument("--parquet", metavar="DIR", help="directory of Parquet datasets")
-    g.add_argument(
-        "--mode",
-        default="upsert",
-        choices=("upsert", "append", "replace"),
-        help="upsert (default) replaces re-loaded instances with their children",
-    )
+    if modes:
+        g.add_argument(
+            "--mode",
+            default="upsert",
+            choices=("upsert", "append", "replace"),
+            help="upsert (default) replaces re-loaded instances with their children",
+        )
+    else:
+        p.set_defaults(mode="upsert")
     g.add_argument("--schema", dest="db_schema", metavar="NAME", help="database schema")
     g.add_argument("--table-prefix", default="", metavar="PREFIX")
 
@@ -338,6 +339,8 @@ def _add_fetch_args(p: argparse.ArgumentParser) -> None:
 
 
 def _destinations(args: argparse.Namespace) -> list[Destination]:
+    from extractor.destinations import ParquetDestination, SqlDestination
+
     if args.db_schema and not args.db:
         raise ConfigError("--schema names a schema of the --db database; SQLite has none")
     dests: list[Destination] = []
@@ -361,6 +364,8 @@ def _destinations(args: argparse.Namespace) -> list[Destination]:
 
 
 def _client(args: argparse.Namespace) -> tuple[EnOSClient, FetchConfig]:
+    from extractor.client import EnOSClient
+
     gateway = load_gateway_config(
         {
             "base_url": args.gateway,
@@ -387,12 +392,12 @@ def _client(args: argparse.Namespace) -> tuple[EnOSClient, FetchConfig]:
     return EnOSClient(gateway, fetch=fetch), fetch
 
 
-Work = Callable[[EnOSClient, FetchConfig, list[Destination], Progress], RunReport]
-
-
 def _run(args: argparse.Namespace, work: Work) -> int:
     """Run ``work`` with the run's client, destinations and progress; write the report
     for every ending, fatal errors and interrupts included."""
+    from extractor.pipeline import RunReport
+    from extractor.progress import Progress, summarise, write_report
+
     report_path = _report_path(args.report)
     client, fetch = _client(args)  # settings first: a typo must not create files
     dests = _destinations(args)
@@ -426,8 +431,8 @@ def _report_path(name: str | None) -> Path | None:
 
 
 def _cmd_sync(args: argparse.Namespace) -> int:
-    if args.mode != "upsert":
-        raise ConfigError("sync re-loads instances as they change, so it only upserts")
+    from extractor.sources import parse_time
+    from extractor.sync import run_sync
 
     def work(
         client: EnOSClient, fetch: FetchConfig, dests: list[Destination], progress: Progress
@@ -452,6 +457,9 @@ def _cmd_sync(args: argparse.Namespace) -> int:
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
+    from extractor import sources
+    from extractor.pipeline import run_extract
+
     _check_source_flags(args)
     # An IDs file is read through before anything is created: a bad line is a usage error.
     from_file = sources.from_file(args.ids_file) if args.ids_file else None
@@ -489,13 +497,19 @@ def _check_source_flags(args: argparse.Namespace) -> None:
 
 
 def _id_source(args: argparse.Namespace, client: EnOSClient, dests: list[Destination]) -> IdSource:
+    from extractor import sources
+
     if args.ids:
         return sources.listed(args.ids)
     if args.retry_failed:
         return sources.failed(dests)
     tz = parse_timezone(client.config.timezone) if client.config.timezone else None
-    start = parse_time(args.from_time, "--from", tz)
-    end = parse_time(args.to_time, "--to", tz) if args.to_time else datetime.now().astimezone()
+    start = sources.parse_time(args.from_time, "--from", tz)
+    end = (
+        sources.parse_time(args.to_time, "--to", tz)
+        if args.to_time
+        else datetime.now().astimezone()
+    )
     return sources.discovered(
         client,
         start=start,

@@ -30,7 +30,7 @@ from extractor.schema import (
 )
 
 if TYPE_CHECKING:
-    from extractor.flatten import Rows
+    from extractor.flattener import Rows
 
 _ARROW_TYPES: Mapping[LogicalType, pa.DataType] = {
     "string": pa.string(),

@@ -14,17 +14,13 @@ from typing import Any, NamedTuple, Protocol
 from extractor.client import EnOSClient
 from extractor.config import FetchConfig, GatewayConfig, parse_timezone
 from extractor.errors import ApiError, FatalApiError, RecordError
+from extractor.exits import EXIT_FATAL, EXIT_OK, EXIT_PARTIAL
 from extractor.fetch import Failed, Fetched, Item, fetch_instances
-from extractor.flatten import canonical_json, flatten_records
+from extractor.flattener import canonical_json, flatten_records
 from extractor.frames import FlowFrames, build_frames
 from extractor.state import StateStore
 
 log = logging.getLogger(__name__)
-
-EXIT_OK = 0
-EXIT_FATAL = 1
-EXIT_USAGE = 2
-EXIT_PARTIAL = 3
 
 
 class Moving(NamedTuple):

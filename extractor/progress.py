@@ -14,8 +14,9 @@ from typing import Any, TextIO
 from tqdm import tqdm
 
 from extractor.errors import ConfigError
+from extractor.exits import EXIT_OK
 from extractor.health import GatewayHealth
-from extractor.pipeline import EXIT_OK, RunReport
+from extractor.pipeline import RunReport
 
 log = logging.getLogger("extractor")
 _EVERY_S = 1.0

@@ -2,7 +2,7 @@
 
 DDL (``sql/``), Parquet schemas, SQLAlchemy tables and the README's column reference are
 all derived from :data:`TABLES`. Column order here is the order of the tuples that
-:mod:`extractor.flatten` emits.
+:mod:`extractor.flattener` emits.
 """
 
 from __future__ import annotations

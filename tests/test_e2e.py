@@ -618,9 +618,17 @@ def test_sync_converges_as_running_instances_finish(
     assert any(pop.status(i) in (-1, 1, 4, 7, 8, 10) for i in moving_before)
 
 
-def test_sync_only_upserts(tmp_path: Path, env: dict[str, str]) -> None:
+def test_sync_only_upserts_and_offers_no_other_mode(
+    tmp_path: Path, env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
     db = str(tmp_path / "w.sqlite")
-    assert main(["sync", "--sqlite", db, "--mode", "replace", "--since", "2026-01-01"]) == 2
+    with pytest.raises(SystemExit) as stopped:
+        main(["sync", "--sqlite", db, "--mode", "replace", "--since", "2026-01-01"])
+    assert stopped.value.code == 2
+    assert "unrecognized arguments: --mode replace" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["sync", "--help"])
+    assert "--mode" not in capsys.readouterr().out
 
 
 def test_first_sync_needs_a_start(

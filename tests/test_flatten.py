@@ -16,7 +16,7 @@ import pytest
 
 from extractor import flatten
 from extractor.errors import ConfigError, RecordError
-from extractor.flatten import Rows, flatten_instance, flatten_records
+from extractor.flattener import Rows, flatten_instance, flatten_records
 from extractor.frames import arrow_schema, build_frames
 from extractor.schema import TABLES
 from extractor.simulator import QUIRKS, Population

@@ -95,3 +95,18 @@ def test_the_simulator_example_runs_as_written(tmp_path: Path) -> None:
             "(SELECT COUNT(status) FROM task_instances)"
         ).fetchone()
     assert count > 1000 and tasks_with_status == 0  # --detail list: no task status
+
+
+def test_help_starts_without_the_heavy_libraries() -> None:
+    """`enos-flows --help` and `import extractor` load neither pandas, pyarrow nor
+    SQLAlchemy; the commands that need them import them."""
+    probe = (
+        "import sys, extractor, extractor.cli; "
+        "print(sorted(m for m in ('pandas', 'pyarrow', 'sqlalchemy', 'requests') "
+        "if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]"
+    assert extractor.flatten.__module__ == "extractor.pipeline", "a function, not a module"
