@@ -10,9 +10,9 @@ Every public name is imported on first use (PEP 562), so that ``import extractor
 
 from __future__ import annotations
 
-import importlib
-from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from extractor._lazy import exports
 
 _HOMES: dict[str, str] = {
     "TABLES": "extractor.schema",
@@ -86,18 +86,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'extractor' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    loaded = {n for n, v in globals().items() if isinstance(v, ModuleType) and n != "importlib"}
-    return sorted({*__all__, *loaded})
+__getattr__, __dir__ = exports("extractor", _HOMES, globals(), __all__)
 
 
 if TYPE_CHECKING:
