@@ -218,26 +218,21 @@ def test_the_file_settings_are_not_hidden_by_flag_defaults(tmp_path: Path) -> No
     assert "x: TransientApiError: the gateway did not answer within 0.3 s" in done.stderr
 
 
-def test_the_python_api_names_a_bad_setting() -> None:
-    with pytest.raises(
-        ConfigError, match="timeout_s must be a positive number of seconds, got 'abc'"
-    ):
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        pytest.param(
+            {"timeout_s": "abc"},
+            "timeout_s must be a positive number of seconds, got 'abc'",
+            id="timeout",
+        ),
+        pytest.param({"verify_tls": "no"}, "verify_tls must be true or false", id="verify-tls"),
+    ],
+)
+def test_the_python_api_names_a_bad_setting(setting: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
         GatewayConfig(
-            base_url="https://g",
-            app_key="k",
-            app_secret="s",
-            org_id="o",
-            user_id="u",
-            timeout_s="abc",
-        )  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match="verify_tls must be true or false"):
-        GatewayConfig(
-            base_url="https://g",
-            app_key="k",
-            app_secret="s",
-            org_id="o",
-            user_id="u",
-            verify_tls="no",
+            base_url="https://g", app_key="k", app_secret="s", org_id="o", user_id="u", **setting
         )  # type: ignore[arg-type]
 
 

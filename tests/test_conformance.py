@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 import requests
 import requests_mock
+from simulated import gateway_config
 
 from extractor import EnOSClient, FetchConfig, GatewayConfig, flatten
 from extractor.auth import token_encryption
@@ -203,13 +204,7 @@ def _plain(population: Population) -> str:
 
 
 def _client(sim: Simulator) -> EnOSClient:
-    gateway = GatewayConfig(
-        base_url=sim.url,
-        app_key=CREDS.app_key,
-        app_secret=CREDS.app_secret,
-        org_id=CREDS.org_id,
-        user_id=CREDS.user_id,
-    )
+    gateway = gateway_config(sim.url)
     return EnOSClient(gateway)
 
 

@@ -19,9 +19,9 @@ from typing import Any
 
 import pyarrow.dataset as ds
 import pytest
-from simulated import CREDS, gateway_env
+from simulated import CREDS, gateway_config, gateway_env
 
-from extractor import GatewayConfig, extract
+from extractor import extract
 from extractor.cli import main
 from extractor.schema import DATA_TABLES, FAILURES
 from extractor.simulator import Faults, Population, Simulator, SimulatorProcess
@@ -371,13 +371,7 @@ def test_discovery_loads_exactly_the_window(
 
 
 def test_python_api_returns_frames(sim: Simulator) -> None:
-    gateway = GatewayConfig(
-        base_url=sim.url,
-        app_key=CREDS.app_key,
-        app_secret=CREDS.app_secret,
-        org_id=CREDS.org_id,
-        user_id=CREDS.user_id,
-    )
+    gateway = gateway_config(sim.url)
     ids = some_ids(20)
     frames = extract([*ids, "404-20260101000000"], gateway=gateway)
     assert sorted(frames.instances["instance_id"]) == sorted(ids)
