@@ -92,7 +92,14 @@ def build_frames(instances: int, *, seed: int = 7) -> FlowFrames:
                 (f"missing-{n:09d}", "fetch", "NotFoundError", 404, 1101, "no such instance",
                  1, end, None)
             )  # fmt: skip
-    return FlowFrames(tables={t.name: rows_to_arrow(t, rows[t.name]) for t in TABLES})
+    return FlowFrames(
+        tables={
+            t.name: rows_to_arrow(
+                t, (dict(zip(t.column_names, r, strict=True)) for r in rows[t.name])
+            )
+            for t in TABLES
+        }
+    )
 
 
 def _instance(

@@ -122,7 +122,7 @@ def as_text(value: Any) -> str | None:
     >>> as_text(3), as_text(None)
     ('3', None)
     """
-    if value is None or isinstance(value, str):
+    if value is None or type(value) is str or isinstance(value, str):
         return value
     if isinstance(value, bool | int | float):
         return str(value)
@@ -135,10 +135,12 @@ def as_id(value: Any) -> str | None:
     >>> as_id(104452), as_id("")
     ('104452', None)
     """
-    if value is None or value == "":
+    if type(value) is str:  # the usual case first: this runs for every element
+        return value or None
+    if value is None:
         return None
     if isinstance(value, str):
-        return value
+        return value or None
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     raise TypeError(f"expected an ID, got {type(value).__name__} {value!r}")
@@ -160,6 +162,8 @@ def as_int(value: Any, name: str) -> int | None:
     >>> as_int(" 42", "taskId"), as_int(3.0, "status")
     (42, 3)
     """
+    if type(value) is int and INT64_MIN <= value <= INT64_MAX:  # the usual case first
+        return value
     if value is None or value == "":
         return None
     if isinstance(value, bool):
@@ -186,6 +190,8 @@ def as_float(value: Any, name: str) -> float | None:
     >>> as_float(1, "x"), as_float("0.5", "y")
     (1.0, 0.5)
     """
+    if type(value) is float:  # the usual case first
+        return value
     if value is None or value == "":
         return None
     if isinstance(value, int | float) and not isinstance(value, bool):

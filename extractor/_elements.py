@@ -1,5 +1,4 @@
-"""The reference flattening of a graph's elements: tasks, dependencies, relations and
-parameters.
+"""The elements of a graph: tasks, dependencies, relations and parameters, as rows.
 
 Each element goes through the coercions on its own. One that has no known shape is
 quarantined (kept raw in ``quarantined_values`` with the reason) and the others are kept,
@@ -30,6 +29,7 @@ if TYPE_CHECKING:
 
 
 def tasks(tasks: Any, instance_id: str, rows: Rows) -> tuple[int, int]:
+    """Add a row per task; return how many tasks there are and how many failed."""
     if tasks is None:
         return 0, 0
     if not isinstance(tasks, list):
@@ -38,42 +38,39 @@ def tasks(tasks: Any, instance_id: str, rows: Rows) -> tuple[int, int]:
     failed = 0
     for position, task in enumerate(tasks):
         try:
-            if not isinstance(task, Mapping):
+            if not isinstance(task, (dict, Mapping)):
                 raise TypeError(f"a task must be an object, got {type(task).__name__}")
             task_inst_id = as_id(task.get("taskInstId"))
             if task_inst_id is None:
                 raise ValueError("task without taskInstId")
             if task_inst_id in seen:
                 raise ValueError(f"duplicate taskInstId {task_inst_id}")
-            task_status = as_text(task.get("status"))
-            row = (
-                task_inst_id,
-                instance_id,
-                as_int(_either(task, "taskId", "task_id"), "taskId"),
-                as_text(_either(task, "taskName", "task_name")),
-                as_id(task.get("nodeId")),
-                task_status,
-                as_float(task.get("x"), "x"),
-                as_float(task.get("y"), "y"),
-                _extra(task, TASK_KEYS, "graph.tasks[]", rows),
-            )
+            status = as_text(task.get("status"))
+            task_id = task.get("taskId")
+            name = task.get("taskName")
+            row = {
+                "task_inst_id": task_inst_id,
+                "instance_id": instance_id,
+                "task_id": as_int(task.get("task_id") if task_id is None else task_id, "taskId"),
+                "task_name": as_text(task.get("task_name") if name is None else name),
+                "node_id": as_id(task.get("nodeId")),
+                "status": status,
+                "x": as_float(task.get("x"), "x"),
+                "y": as_float(task.get("y"), "y"),
+                "extra_json": None if task.keys() <= TASK_KEYS else _extra(task, TASK_KEYS, rows),
+            }
         except (ValueError, TypeError) as exc:
             _quarantine(rows, instance_id, "graph.tasks", position, str(exc), task)
             continue
         seen.add(task_inst_id)
-        rows.tasks.append(row)
-        if task_status in FAILED_TASK_STATUSES:
+        rows.tasks.add(row)
+        if status in FAILED_TASK_STATUSES:
             failed += 1
     return len(seen), failed
 
 
-def _either(element: Mapping[str, Any], key: str, other: str) -> Any:
-    """An element's field in one spelling, else the other."""
-    value = element.get(key)
-    return element.get(other) if value is None else value
-
-
 def dependencies(flows: Any, instance_id: str, rows: Rows) -> None:
+    """Add a row per flow instance this one depends on."""
     if flows is None:
         return
     if isinstance(flows, Mapping):  # documented as JSONObject, shown as a list
@@ -83,33 +80,34 @@ def dependencies(flows: Any, instance_id: str, rows: Rows) -> None:
     seen: set[str] = set()
     for position, flow in enumerate(flows):
         try:
-            if not isinstance(flow, Mapping):
+            if not isinstance(flow, (dict, Mapping)):
                 raise TypeError(f"a flow must be an object, got {type(flow).__name__}")
             node_id = as_id(flow.get("nodeId"))
             if node_id is None:
                 raise ValueError("dependent flow without nodeId")
             if node_id in seen:
                 raise ValueError(f"duplicate nodeId {node_id}")
-            row = (
-                instance_id,
-                node_id,
-                as_int(flow.get("flowId"), "flowId"),
-                as_text(flow.get("flowName")),
-                as_id(flow.get("flowInstId")),
-                as_bool(flow.get("isVirtual"), "isVirtual"),
-                as_text(flow.get("status")),
-                as_float(flow.get("x"), "x"),
-                as_float(flow.get("y"), "y"),
-                _extra(flow, FLOW_KEYS, "graph.flows[]", rows),
-            )
+            row = {
+                "instance_id": instance_id,
+                "node_id": node_id,
+                "flow_id": as_int(flow.get("flowId"), "flowId"),
+                "flow_name": as_text(flow.get("flowName")),
+                "flow_inst_id": as_id(flow.get("flowInstId")),
+                "is_virtual": as_bool(flow.get("isVirtual"), "isVirtual"),
+                "status": as_text(flow.get("status")),
+                "x": as_float(flow.get("x"), "x"),
+                "y": as_float(flow.get("y"), "y"),
+                "extra_json": _extra(flow, FLOW_KEYS, rows),
+            }
         except (ValueError, TypeError) as exc:
             _quarantine(rows, instance_id, "graph.flows", position, str(exc), flow)
             continue
         seen.add(node_id)
-        rows.dependencies.append(row)
+        rows.dependencies.add(row)
 
 
 def relations(relations: Any, instance_id: str, rows: Rows) -> None:
+    """Add a row per task-to-task edge; the same edge twice is one fact."""
     if relations is None:
         return
     if not isinstance(relations, list):
@@ -121,9 +119,11 @@ def relations(relations: Any, instance_id: str, rows: Rows) -> None:
             _quarantine(
                 rows, instance_id, "graph.relations", position, "unknown relation shape", relation
             )
-        elif edge not in seen:  # the same edge twice is one fact
+        elif edge not in seen:
             seen.add(edge)
-            rows.relations.append((instance_id, *edge))
+            rows.relations.add(
+                {"instance_id": instance_id, "from_node_id": edge[0], "to_node_id": edge[1]}
+            )
 
 
 def edge_of(relation: Any) -> tuple[str, str] | None:
@@ -137,7 +137,7 @@ def edge_of(relation: Any) -> tuple[str, str] | None:
     True
     """
     pair: tuple[Any, Any] | None = None
-    if isinstance(relation, Mapping):
+    if isinstance(relation, (dict, Mapping)):
         for a, b in EDGE_SPELLINGS:
             if a in relation and b in relation:
                 pair = relation[a], relation[b]
@@ -153,6 +153,7 @@ def edge_of(relation: Any) -> tuple[str, str] | None:
 
 
 def parameters(params: list[Any], instance_id: str, rows: Rows) -> None:
+    """Add a row per parameter, its value as text (JSON for anything but text)."""
     seen: set[str] = set()
     for position, param in enumerate(params):
         key = as_id_or_none(param.get("key")) if isinstance(param, Mapping) else None
@@ -164,19 +165,32 @@ def parameters(params: list[Any], instance_id: str, rows: Rows) -> None:
         assert isinstance(param, Mapping)
         value = param.get("value")
         text = value if isinstance(value, str) or value is None else canonical_json(value)
-        rows.parameters.append((instance_id, key, text, position))
+        rows.parameters.add(
+            {"instance_id": instance_id, "key": key, "value": text, "position": position}
+        )
 
 
 def _quarantine(
     rows: Rows, instance_id: str, where: str, position: int, reason: str, raw: Any
 ) -> None:
-    rows.quarantine.append((instance_id, where, position, reason, canonical_json(raw)))
+    rows.quarantine.add(
+        {
+            "instance_id": instance_id,
+            "field": where,
+            "position": position,
+            "reason": reason,
+            "raw_json": canonical_json(raw),
+        }
+    )
 
 
-def _extra(obj: Mapping[str, Any], known: frozenset[str], where: str, rows: Rows) -> str | None:
-    if obj.keys() <= known:
+_WHERE = {TASK_KEYS: "graph.tasks[]", FLOW_KEYS: "graph.flows[]"}
+
+
+def _extra(element: Mapping[str, Any], known: frozenset[str], rows: Rows) -> str | None:
+    """The fields of an element that are not ``known``, as JSON; noted as unknown."""
+    if element.keys() <= known:
         return None
-    extra = {k: v for k, v in obj.items() if k not in known}
-    for k in extra:
-        rows.unknown_fields[f"{where}.{k}"] = 1
+    extra = {k: v for k, v in element.items() if k not in known}
+    rows.unknown_pending.extend(f"{_WHERE[known]}.{k}" for k in extra)
     return canonical_json(extra)

@@ -1,25 +1,21 @@
 """Split Get Flow Instance records into rows for each declared table.
 
-Pure: no pandas, no I/O, no clock. :func:`flatten_instance` is the reference: it takes
-one record at a time, puts every field through a coercion that accepts each shape seen
-(see the README's "API quirks") and emits row tuples in :mod:`extractor.schema`'s column
-order. A problem with the instance as a whole rejects it with a
-:class:`~extractor.errors.RecordError`; a problem with one task, dependency, relation or
-parameter quarantines that element with its raw value and keeps the rest.
-
-:func:`flatten_records` flattens a batch several times faster: records of a known shape
-take the fast path (:mod:`extractor._fastpath`, typed decoding straight into Arrow
-columns), and every other record, including any the fast path finds wrong only once the
-batch is parsed, takes the reference path. Both yield the same rows for a record, in
-record order; :mod:`extractor.frames` merges them into typed tables.
+Pure: no pandas, no I/O, no clock. Each record goes through a coercion per field that
+accepts every shape seen (see the README's "API quirks") and becomes rows named by
+:mod:`extractor.schema`'s columns; :mod:`extractor.frames` types them into tables. A
+problem with the instance as a whole rejects it with a
+:class:`~extractor.errors.RecordError` (its partial rows are taken back); a problem with
+one task, dependency, relation or parameter quarantines that element with its raw value
+and keeps the rest.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
+from operator import itemgetter
 from typing import Any
 
 from extractor import _elements as elements
@@ -37,19 +33,24 @@ from extractor._coerce import (
     to_utc,
 )
 from extractor._elements import edge_of
-from extractor._fastpath import FastTables, flatten_fast
-from extractor._wallclock import shift_for
 from extractor.errors import RecordError
 from extractor.schedule import parse_cron
 from extractor.schema import (
     ALERT_MODE_NAMES,
     CYCLE_NAMES,
-    DATA_TABLES,
+    DEPENDENCIES,
+    INSTANCES,
+    PARAMETERS,
+    QUARANTINE,
+    RELATIONS,
     STATUS_NAMES,
+    TASKS,
     TERMINAL_STATUSES,
+    Table,
 )
 
 __all__ = [
+    "Columns",
     "Reject",
     "Row",
     "Rows",
@@ -60,7 +61,50 @@ __all__ = [
     "unwrap",
 ]
 
-Row = tuple[Any, ...]
+_drain: Callable[[Iterable[Any]], None] = deque(maxlen=0).extend
+"""Run an iterator for its effects, in C."""
+
+Row = Mapping[str, Any]
+"""One row of a declared table, keyed by its column names."""
+
+
+class Columns:
+    """One declared table's values, column by column, added a named row at a time.
+
+    Kept by column rather than as a list of rows: a batch's rows are typed into Arrow a
+    column at a time, and reading one key out of every row dict after the batch costs
+    more than the whole flattening of a task.
+
+    >>> from extractor.schema import RELATIONS
+    >>> columns = Columns(RELATIONS)
+    >>> columns.add({"instance_id": "1-2", "from_node_id": "a", "to_node_id": "b"})
+    >>> list(columns), len(columns)
+    ([{'instance_id': '1-2', 'from_node_id': 'a', 'to_node_id': 'b'}], 1)
+    """
+
+    __slots__ = ("_get", "_lists", "table", "values")
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+        self.values: dict[str, list[Any]] = {name: [] for name in table.column_names}
+        self._lists = tuple(self.values.values())
+        self._get = itemgetter(*table.column_names)
+
+    def add(self, row: Row) -> None:
+        """Append a row; it must name every column (a missing one is a bug: KeyError)."""
+        _drain(map(list.append, self._lists, self._get(row)))
+
+    def __len__(self) -> int:
+        return len(self._lists[0])
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        """The rows, as dicts (for tests and small batches; typing reads ``values``)."""
+        names, columns = self.table.column_names, self.values.values()
+        return (dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True))
+
+    def _truncate(self, length: int) -> None:
+        for values in self.values.values():
+            del values[length:]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,27 +119,21 @@ class Reject:
 
 @dataclass(slots=True)
 class Rows:
-    """Rows for each table, plus what could not be flattened.
+    """Rows for each table, plus what could not be flattened."""
 
-    The lists hold the reference path's row tuples. After :func:`flatten_records`,
-    ``fast`` holds the fast path's share as Arrow tables, and ``positions`` the record
-    position of each row in the lists, so that the two can be merged in record order.
-    """
-
-    instances: list[Row] = field(default_factory=list)
-    tasks: list[Row] = field(default_factory=list)
-    dependencies: list[Row] = field(default_factory=list)
-    relations: list[Row] = field(default_factory=list)
-    parameters: list[Row] = field(default_factory=list)
-    quarantine: list[Row] = field(default_factory=list)
+    instances: Columns = field(default_factory=lambda: Columns(INSTANCES))
+    tasks: Columns = field(default_factory=lambda: Columns(TASKS))
+    dependencies: Columns = field(default_factory=lambda: Columns(DEPENDENCIES))
+    relations: Columns = field(default_factory=lambda: Columns(RELATIONS))
+    parameters: Columns = field(default_factory=lambda: Columns(PARAMETERS))
+    quarantine: Columns = field(default_factory=lambda: Columns(QUARANTINE))
     rejects: list[Reject] = field(default_factory=list)
     unknown_fields: Counter[str] = field(default_factory=Counter)
-    fast: FastTables | None = None
-    positions: dict[str, list[int]] = field(default_factory=dict)
+    unknown_pending: list[str] = field(default_factory=list, repr=False)
 
-    def row_lists(self) -> dict[str, list[Row]]:
-        """The row-tuple lists by table name."""
-        lists = (
+    def by_table(self) -> dict[str, Columns]:
+        """Each table's columns by table name."""
+        tables = (
             self.instances,
             self.tasks,
             self.dependencies,
@@ -103,22 +141,25 @@ class Rows:
             self.parameters,
             self.quarantine,
         )
-        return {t.name: rows for t, rows in zip(DATA_TABLES, lists, strict=True)}
+        return {columns.table.name: columns for columns in tables}
 
     @property
     def instance_count(self) -> int:
-        """Instances flattened, by either path."""
-        fast = self.fast.tables.get(DATA_TABLES[0].name) if self.fast is not None else None
-        return len(self.instances) + (fast.num_rows if fast is not None else 0)
+        return len(self.instances)
 
-    def add(self, part: Rows, position: int | None = None) -> None:
-        """Append another instance's rows (from record ``position``, when merging)."""
-        for name, rows in self.row_lists().items():
-            added = part.row_lists()[name]
-            rows.extend(added)
-            if position is not None:
-                self.positions.setdefault(name, []).extend([position] * len(added))
-        self.unknown_fields.update(part.unknown_fields)
+    def _mark(self) -> tuple[int, ...]:
+        return tuple(len(columns) for columns in self.by_table().values())
+
+    def _take_back(self, mark: tuple[int, ...]) -> None:
+        """Drop the rows added since ``mark``: the instance they came from is rejected."""
+        for columns, length in zip(self.by_table().values(), mark, strict=True):
+            columns._truncate(length)
+        self.unknown_pending.clear()
+
+    def _keep(self) -> None:
+        # Counted once per instance, however many of its elements carry the field.
+        self.unknown_fields.update(set(self.unknown_pending))
+        self.unknown_pending.clear()
 
 
 def unwrap(raw: Any) -> Mapping[str, Any] | None:
@@ -152,14 +193,12 @@ def flatten_records(
     source_tz: tzinfo,
     extracted_at: datetime | Sequence[datetime],
     expected_ids: Sequence[str | None] | None = None,
-    fast: bool = True,
 ) -> Rows:
     """Flatten a batch; each bad record becomes a :class:`Reject` and the rest go on.
 
-    Records may be Get Flow Instance ``data`` objects or whole envelopes.
+    Records may be Get or List Flow Instances ``data`` objects or whole envelopes.
     ``extracted_at`` and ``expected_ids`` (see :func:`flatten_instance`) may be given
-    per record. ``fast=False`` sends every record the reference way; the tables are the
-    same, only slower.
+    per record.
 
     >>> from datetime import UTC
     >>> rows = flatten_records([{"instanceId": "1-2"}, {"graph": "{"}], source_tz=UTC,
@@ -167,26 +206,21 @@ def flatten_records(
     >>> rows.instance_count, [(r.instance_id, r.reason) for r in rows.rejects]
     (1, [('#record-1', 'missing instanceId')])
     """
-    batch = records if isinstance(records, Sequence) else list(records)
-    shift = shift_for(source_tz) if fast else None
-    taken = flatten_fast(batch, shift=shift, extracted_at=extracted_at, expected_ids=expected_ids)
-    rows = Rows(fast=taken)
-    for position in taken.refused:
-        raw = batch[position]
+    rows = Rows()
+    for position, raw in enumerate(records):
         try:
-            part = flatten_instance(
+            flatten_instance(
                 raw,
                 source_tz=source_tz,
                 extracted_at=(
                     extracted_at if isinstance(extracted_at, datetime) else extracted_at[position]
                 ),
                 expected_id=expected_ids[position] if expected_ids is not None else None,
+                into=rows,
             )
         except RecordError as exc:
             reject_id = exc.instance_id or _guess_id(raw, position)
             rows.rejects.append(Reject(reject_id, exc.message, raw, position))
-        else:
-            rows.add(part, position)
     return rows
 
 
@@ -208,9 +242,10 @@ def flatten_instance(
     expected_id: str | None = None,
     into: Rows | None = None,
 ) -> Rows:
-    """Split one Get Flow Instance record into rows for each table.
+    """Split one Get or List Flow Instances record into rows for each table.
 
-    Nothing is added to ``into`` unless the whole instance flattens.
+    The rows are added to ``into`` (a new :class:`Rows` by default), and only if the
+    whole instance flattens.
 
     Raises:
         RecordError: the instance as a whole is unusable (no ID, undecodable graph,
@@ -221,9 +256,10 @@ def flatten_instance(
     >>> graph = {"tasks": [{"taskInstId": "104452-201907261239", "taskId": 104452}]}
     >>> raw = {"instanceId": "2438-201907261239", "graph": json.dumps(graph)}
     >>> rows = flatten_instance(raw, source_tz=UTC, extracted_at=datetime(2026, 1, 1, tzinfo=UTC))
-    >>> [t[0] for t in rows.tasks]
+    >>> [t["task_inst_id"] for t in rows.tasks]
     ['104452-201907261239']
     """
+    rows = Rows() if into is None else into
     record = unwrap(raw)
     if record is None:
         raise RecordError("the API returned no instance", instance_id=expected_id)
@@ -238,32 +274,27 @@ def flatten_instance(
             f"asked for {expected_id} but the API answered with {instance_id}",
             instance_id=expected_id,
         )
+    mark = rows._mark()
     try:
-        part = _flatten(record, instance_id, source_tz, extracted_at)
+        _flatten(record, instance_id, source_tz, extracted_at, rows)
     except (ValueError, TypeError, OverflowError) as exc:
+        rows._take_back(mark)
         raise RecordError(str(exc), instance_id=instance_id) from exc
-    if into is None:
-        return part
-    into.add(part)
-    return into
+    rows._keep()
+    return rows
 
 
 def _flatten(
-    record: Mapping[str, Any], instance_id: str, tz: tzinfo, extracted_at: datetime
-) -> Rows:
-    rows = Rows()
+    record: Mapping[str, Any], instance_id: str, tz: tzinfo, extracted_at: datetime, rows: Rows
+) -> None:
     extra: dict[str, Any] = {k: v for k, v in record.items() if k not in INSTANCE_KEYS}
     graph = decode_json(record.get("graph"), "graph", dict)
+    has_graph = graph is not None
     if graph is None:
         graph = {}
-        has_graph = False
-    else:
-        has_graph = True
-        for k, v in graph.items():
-            if k not in GRAPH_KEYS:
-                extra[f"graph.{k}"] = v
-    for k in extra:
-        rows.unknown_fields[k] = 1
+    elif not graph.keys() <= GRAPH_KEYS:
+        extra.update((f"graph.{k}", v) for k, v in graph.items() if k not in GRAPH_KEYS)
+    rows.unknown_pending.extend(extra)
 
     params_raw = record["parameters"] if "parameters" in record else graph.get("parameters")
     params = decode_json(params_raw, "parameters", list)
@@ -276,7 +307,6 @@ def _flatten(
     trigger = to_utc(trigger_local, tz)
     start = to_utc(as_local_time(record.get("startTime"), "startTime"), tz)
     end = to_utc(as_local_time(record.get("endTime"), "endTime"), tz)
-    record_time = to_utc(as_local_time(record.get("timestamp"), "timestamp"), tz)
 
     schedule = parse_cron(freq) if freq else None
     cron = schedule.fields if schedule is not None else None
@@ -288,7 +318,7 @@ def _flatten(
         next_trigger = to_utc(schedule.next_fire(trigger_local), tz)
 
     task_count: int | None = None
-    failed = 0
+    failed = None
     if has_graph:
         task_count, failed = elements.tasks(graph.get("tasks"), instance_id, rows)
         elements.dependencies(graph.get("flows"), instance_id, rows)
@@ -296,57 +326,56 @@ def _flatten(
     if params is not None:
         elements.parameters(params, instance_id, rows)
 
-    rows.instances.append(
-        (
-            instance_id,
-            as_int(_first(record, graph, "flowId", "id"), "flowId"),
-            as_text(_first(record, graph, "flowName", "name")),
-            freq,
-            cycle,
-            CYCLE_NAMES.get(cycle) if cycle is not None else None,
-            as_text(_first(record, graph, "doAs", "doAs", "do_as")),
-            status,
-            as_text(record.get("statusDesc")),
-            STATUS_NAMES.get(status) if status is not None else None,
-            (status in TERMINAL_STATUSES) if status in STATUS_NAMES else None,
-            trigger,
-            start,
-            end,
-            record_time,
-            (end - start).total_seconds() if end is not None and start is not None else None,
-            (start - trigger).total_seconds() if start is not None and trigger else None,
-            as_bool(record.get("virtual"), "virtual"),
-            as_text(record.get("owner")),
-            alert_mode,
-            ALERT_MODE_NAMES.get(alert_mode) if alert_mode is not None else None,
-            as_date(record.get("calDt"), "calDt"),
-            as_bool(record.get("hasEditPri"), "hasEditPri"),
-            as_bool(record.get("hasReadPri"), "hasReadPri"),
-            as_bool(record.get("isCancelled"), "isCancelled"),
-            as_text(graph.get("creator")),
-            as_text(graph.get("owners")),
-            as_text(graph.get("alertTo")),
-            as_text(graph.get("app_id")),
-            as_id(graph.get("instId")),
-            task_count,
-            failed if task_count is not None else None,
-            cron.second if cron else None,
-            cron.minute if cron else None,
-            cron.hour if cron else None,
-            cron.day_of_month if cron else None,
-            cron.month if cron else None,
-            cron.day_of_week if cron else None,
-            cron.year if cron else None,
-            schedule.is_valid if schedule is not None else None,
-            schedule.description if schedule is not None else None,
-            schedule.interval_s if schedule is not None else None,
-            next_trigger,
-            canonical_json(params) if params is not None else None,
-            canonical_json(extra) if extra else None,
-            extracted_at,
-        )
+    rows.instances.add(
+        {
+            "instance_id": instance_id,
+            "flow_id": as_int(_first(record, graph, "flowId", "id"), "flowId"),
+            "flow_name": as_text(_first(record, graph, "flowName", "name")),
+            "freq": freq,
+            "cycle": cycle,
+            "cycle_name": CYCLE_NAMES.get(cycle) if cycle is not None else None,
+            "do_as": as_text(_first(record, graph, "doAs", "doAs", "do_as")),
+            "status": status,
+            "status_desc": as_text(record.get("statusDesc")),
+            "status_name": STATUS_NAMES.get(status) if status is not None else None,
+            "is_terminal": (status in TERMINAL_STATUSES) if status in STATUS_NAMES else None,
+            "trigger_time": trigger,
+            "start_time": start,
+            "end_time": end,
+            "record_time": to_utc(as_local_time(record.get("timestamp"), "timestamp"), tz),
+            "duration_s": (end - start).total_seconds() if end and start else None,
+            "start_delay_s": (start - trigger).total_seconds() if start and trigger else None,
+            "is_virtual": as_bool(record.get("virtual"), "virtual"),
+            "owner": as_text(record.get("owner")),
+            "alert_mode": alert_mode,
+            "alert_mode_name": ALERT_MODE_NAMES.get(alert_mode) if alert_mode is not None else None,
+            "cal_dt": as_date(record.get("calDt"), "calDt"),
+            "has_edit_pri": as_bool(record.get("hasEditPri"), "hasEditPri"),
+            "has_read_pri": as_bool(record.get("hasReadPri"), "hasReadPri"),
+            "is_cancelled": as_bool(record.get("isCancelled"), "isCancelled"),
+            "creator": as_text(graph.get("creator")),
+            "owners": as_text(graph.get("owners")),
+            "alert_to": as_text(graph.get("alertTo")),
+            "app_id": as_text(graph.get("app_id")),
+            "graph_instance_id": as_id(graph.get("instId")),
+            "task_count": task_count,
+            "failed_task_count": failed,
+            "cron_second": cron.second if cron else None,
+            "cron_minute": cron.minute if cron else None,
+            "cron_hour": cron.hour if cron else None,
+            "cron_day_of_month": cron.day_of_month if cron else None,
+            "cron_month": cron.month if cron else None,
+            "cron_day_of_week": cron.day_of_week if cron else None,
+            "cron_year": cron.year if cron else None,
+            "cron_is_valid": schedule.is_valid if schedule is not None else None,
+            "cron_description": schedule.description if schedule is not None else None,
+            "cron_interval_s": schedule.interval_s if schedule is not None else None,
+            "next_trigger_time": next_trigger,
+            "parameters_json": canonical_json(params) if params is not None else None,
+            "extra_json": canonical_json(extra) if extra else None,
+            "extracted_at": extracted_at,
+        }
     )
-    return rows
 
 
 def _first(record: Mapping[str, Any], graph: Mapping[str, Any], key: str, *graph_keys: str) -> Any:

@@ -1,22 +1,17 @@
-"""Rows -> Arrow tables and pandas DataFrames, typed by :mod:`extractor.schema`.
-
-The flattener's fast path hands over Arrow tables already; the reference path's row
-tuples are typed here, and the two are merged back into record order.
-"""
+"""Rows -> Arrow tables and pandas DataFrames, typed by :mod:`extractor.schema`."""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from extractor.flattener import Columns, Row, Rows
 from extractor.schema import (
-    DATA_TABLES,
     DEPENDENCIES,
     FAILURES,
     INSTANCES,
@@ -28,9 +23,6 @@ from extractor.schema import (
     LogicalType,
     Table,
 )
-
-if TYPE_CHECKING:
-    from extractor.flattener import Rows
 
 _ARROW_TYPES: Mapping[LogicalType, pa.DataType] = {
     "string": pa.string(),
@@ -68,14 +60,23 @@ def arrow_schema(table: Table) -> pa.Schema:
     return pa.schema(fields, metadata={"primary_key": ",".join(table.primary_key)})
 
 
-def rows_to_arrow(table: Table, rows: Sequence[tuple[Any, ...]]) -> pa.Table:
-    """Build a typed Arrow table from row tuples in the declared column order."""
-    schema = arrow_schema(table)
-    if not rows:
-        return schema.empty_table()
-    columns = list(zip(*rows, strict=True))
-    arrays = [pa.array(col, type=f.type) for col, f in zip(columns, schema, strict=True)]
+def columns_to_arrow(columns: Columns) -> pa.Table:
+    """Type one table's columns into an Arrow table of its declared schema."""
+    schema = arrow_schema(columns.table)
+    arrays = [pa.array(columns.values[f.name], type=f.type) for f in schema]
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def rows_to_arrow(table: Table, rows: Iterable[Row]) -> pa.Table:
+    """Build a typed Arrow table from rows keyed by the table's column names.
+
+    Raises:
+        KeyError: a row lacks one of the table's columns.
+    """
+    columns = Columns(table)
+    for row in rows:
+        columns.add(row)
+    return columns_to_arrow(columns)
 
 
 def to_pandas(table: pa.Table) -> pd.DataFrame:
@@ -168,30 +169,8 @@ class FlowFrames:
         return f"FlowFrames({counts})"
 
 
-def build_frames(rows: Rows, failures: Sequence[tuple[Any, ...]] = ()) -> FlowFrames:
-    """Type the flattener's rows (and failure rows) into a :class:`FlowFrames`.
-
-    The fast path's tables and the reference path's row tuples are merged back into
-    record order.
-    """
-    tables = {
-        table.name: _merged(table, careful, rows)
-        for table, careful in zip(DATA_TABLES, rows.row_lists().values(), strict=True)
-    }
+def build_frames(rows: Rows, failures: Iterable[Row] = ()) -> FlowFrames:
+    """Type the flattener's rows (and ``failed_instances`` rows) into a :class:`FlowFrames`."""
+    tables = {name: columns_to_arrow(columns) for name, columns in rows.by_table().items()}
     tables[FAILURES.name] = rows_to_arrow(FAILURES, failures)
     return FlowFrames(tables=tables, unknown_fields=rows.unknown_fields)
-
-
-def _merged(table: Table, careful: Sequence[tuple[Any, ...]], rows: Rows) -> pa.Table:
-    part = rows_to_arrow(table, careful)
-    fast = rows.fast.tables.get(table.name) if rows.fast is not None else None
-    if fast is None or fast.num_rows == 0:
-        return part
-    if part.num_rows == 0:
-        return fast
-    assert rows.fast is not None
-    positions = np.concatenate(
-        [rows.fast.positions[table.name], np.asarray(rows.positions[table.name], np.int64)]
-    )
-    order = np.argsort(positions, kind="stable")
-    return pa.concat_tables([fast, part]).take(order).combine_chunks()

@@ -15,9 +15,8 @@ from datetime import UTC, datetime, timedelta, tzinfo
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
-from extractor._wallclock import LOCAL, MAX_YEAR, MIN_YEAR, shift_for
+from extractor._coerce import to_utc
 from extractor.config import parse_timezone
 from extractor.errors import ConfigError
 from extractor.schedule import parse_cron
@@ -37,8 +36,6 @@ MISSED_COLUMNS = tuple(_DTYPES)
 _NEEDED = ("flow_id", "freq", "trigger_time")
 _EPOCH = datetime(1970, 1, 1)
 _MICROSECOND = timedelta(microseconds=1)
-_FAST_FIRST = (datetime(MIN_YEAR, 1, 1) - _EPOCH) // _MICROSECOND
-_FAST_END = (datetime(MAX_YEAR + 1, 1, 1) - _EPOCH) // _MICROSECOND
 _MARGIN = timedelta(days=1)
 """Wall-clock slack around the period: more than any zone's offset changes a day."""
 
@@ -166,10 +163,5 @@ def _micros(moment: datetime) -> int:
 
 def _utc_micros(wall: np.ndarray, zone: tzinfo) -> np.ndarray:
     """Read wall-clock microseconds in ``zone`` as the flattener reads trigger times."""
-    shift = shift_for(zone)
-    if shift is not None and (not len(wall) or (wall[0] >= _FAST_FIRST and wall[-1] < _FAST_END)):
-        utc: np.ndarray = shift(pa.array(wall, LOCAL)).cast(pa.int64()).to_numpy()
-        return utc
-    # The reference reading, to_utc's: fold=0 through zoneinfo, for any zone and year.
-    moments = (_EPOCH + timedelta(microseconds=w) for w in wall.tolist())
-    return np.array([_micros(m.replace(tzinfo=zone)) for m in moments], np.int64)
+    utc = (to_utc(_EPOCH + timedelta(microseconds=w), zone) for w in wall.tolist())
+    return np.array([_micros(moment) for moment in utc if moment is not None], np.int64)

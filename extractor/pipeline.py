@@ -145,21 +145,20 @@ def failure_row(
     error: BaseException,
     failed_at: datetime,
     raw: Any = None,
-) -> tuple[Any, ...]:
+) -> dict[str, Any]:
     """A ``failed_instances`` row for an ID that could not be fetched or flattened."""
     api = error if isinstance(error, ApiError) else None
-    message = getattr(error, "message", None) or str(error)
-    return (
-        instance_id,
-        stage,
-        type(error).__name__,
-        api.http_status if api else None,
-        api.api_code if api else None,
-        message,
-        api.attempts if api else 1,
-        failed_at,
-        canonical_json(raw) if raw is not None else None,
-    )
+    return {
+        "instance_id": instance_id,
+        "stage": stage,
+        "error_class": type(error).__name__,
+        "http_status": api.http_status if api else None,
+        "api_code": api.api_code if api else None,
+        "message": getattr(error, "message", None) or str(error),
+        "attempts": api.attempts if api else 1,
+        "failed_at": failed_at,
+        "raw_json": canonical_json(raw) if raw is not None else None,
+    }
 
 
 def flatten(
@@ -373,7 +372,7 @@ def _flush(
         expected_ids=[item.instance_id or None for item in fetched],
     )
     rejected = {r.position: r for r in rows.rejects}
-    failures: list[tuple[Any, ...]] = []
+    failures: list[dict[str, Any]] = []
     outcomes: list[tuple[str, str]] = []
     position = 0
     for item in batch:
@@ -405,7 +404,9 @@ def _flush(
         outcomes.append((item.instance_id, "failed"))
     for f in failures:
         if len(report.failed_ids_sample) < 20:
-            report.failed_ids_sample.append(f"{f[0]}: {f[2]}: {f[5]}")
+            report.failed_ids_sample.append(
+                f"{f['instance_id']}: {f['error_class']}: {f['message']}"
+            )
     frames = build_frames(rows, failures)
     for dest in destinations:
         dest.write(frames)

@@ -44,9 +44,6 @@ _MICROSECOND = timedelta(microseconds=1)
 _DAY_US = 86_400_000_000
 _FIRST_DAY = (datetime(MIN_YEAR, 1, 1) - _EPOCH).days
 _LAST_DAY = (datetime(MAX_YEAR, 12, 31) - _EPOCH).days
-_HORIZON_DAYS = 62
-"""Days past the latest time in which :meth:`Schedule.next_fires` looks for a firing day:
-a monthly schedule's next always falls within it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,59 +153,13 @@ class Schedule:
                 continue
             return datetime(year, month, day, *time, tzinfo=after.tzinfo)
 
-    def next_fires(self, after: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`next_fire` of many times at once, as wall-clock microseconds since
-        1970-01-01 (``int64``). Return the fires in the same unit and which were found.
-
-        Quartz picks the days and the times of day independently, so a time's next fire
-        is the next time of day on its own day if that day fires, else the first time of
-        day on the next day that fires. The days come from a calendar of firing days a
-        month at a time (kept between calls); a time with no firing day in its next
-        :data:`_HORIZON_DAYS` days is left to :meth:`next_fire`.
-
-        >>> s = parse_cron("0 0/30 9-10 ? * MON-FRI")  # Friday 2024-05-31, 10:40
-        >>> fires, found = s.next_fires(np.array([1_717_152_000_000_000]))
-        >>> np.datetime64(int(fires[0]), "us"), bool(found[0])
-        (np.datetime64('2024-06-03T09:00:00.000000'), True)
-        """
-        fires = np.zeros(len(after), np.int64)
-        found = np.zeros(len(after), bool)
-        if self._compiled is None or not len(after):
-            return fires, found
-        times = self._times_of_day_us()
-        day = after // _DAY_US
-        since_midnight = after - day * _DAY_US
-        # Nothing fires outside the years a cron may name, so the calendar stays inside them.
-        first = max(int(day.min()), _FIRST_DAY)
-        last = min(int(day.max()) + _HORIZON_DAYS, _LAST_DAY)
-        firing = np.flatnonzero(self._firing_days(first, last)) + first
-        later = np.searchsorted(times, since_midnight, side="right")
-        k = np.searchsorted(firing, day, side="right")  # firing[k - 1] <= day < firing[k]
-        same_day = later < len(times)
-        if len(firing):
-            same_day &= (k > 0) & (firing[np.maximum(k - 1, 0)] == day)
-        else:
-            same_day[:] = False
-        found = same_day | (k < len(firing))
-        if len(firing):
-            next_day = firing[np.minimum(k, len(firing) - 1)]
-            fires = np.where(
-                same_day,
-                day * _DAY_US + times[np.minimum(later, len(times) - 1)],
-                next_day * _DAY_US + times[0],
-            )
-        for i in np.flatnonzero(~found).tolist():
-            fire = self.next_fire(_EPOCH + timedelta(microseconds=int(after[i])))
-            if fire is not None:
-                fires[i], found[i] = (fire - _EPOCH) // _MICROSECOND, True
-        return fires, found
-
     def fires_between(self, start: datetime, stop: datetime) -> np.ndarray:
         """Return every fire in ``[start, stop)``, in order, as wall-clock microseconds
         since 1970-01-01 (``int64``); none for an invalid schedule.
 
         Only the wall-clock fields of ``start`` and ``stop`` count. The fires are the
-        firing days of the calendar behind :meth:`next_fires` crossed with the times of day.
+        firing days of a calendar built a month at a time (kept between calls) crossed
+        with the times of day.
 
         >>> s = parse_cron("0 0 12 LW * ? *")  # noon on the last weekday of the month
         >>> fires = s.fires_between(datetime(2024, 3, 1), datetime(2024, 7, 1))

@@ -8,7 +8,6 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
-import numpy as np
 import pytest
 
 from extractor import schedule
@@ -516,8 +515,6 @@ def test_interval_s(expression: str, interval_s: int | None) -> None:
 def test_next_fire(expression: str, after: datetime, expected: datetime | None) -> None:
     assert parse_cron(expression).next_fire(after) == expected
     assert next_fire(expression, after=after) == expected
-    fires, found = parse_cron(expression).next_fires(np.array([_micros(after)]))
-    assert (_EPOCH + timedelta(microseconds=int(fires[0])) if found[0] else None) == expected
 
 
 _EPOCH = datetime(1970, 1, 1)
@@ -548,24 +545,6 @@ _VARIED = [
 
 
 @pytest.mark.parametrize("expression", _VARIED)
-def test_next_fires_agrees_with_next_fire(expression: str) -> None:
-    schedule = parse_cron(expression)
-    rng = random.Random(expression)
-    # Clusters of nearby times (a batch's triggers) and scattered ones from 1900 to 2099.
-    moments = []
-    for _ in range(40):
-        centre = datetime(rng.randint(1900, 2099), rng.randint(1, 12), rng.randint(1, 28))
-        moments += [centre + timedelta(seconds=rng.randint(-5 * 86_400, 40 * 86_400))]
-        moments += [centre + timedelta(seconds=rng.randint(0, 59), microseconds=500)]
-        moments += [centre + timedelta(seconds=rng.choice((-1, 0, 1)))]
-    for chunk in (moments, moments[:30], [m for m in moments if m.year == 2024]):
-        fires, found = schedule.next_fires(np.array([_micros(m) for m in chunk], np.int64))
-        for moment, fire, ok in zip(chunk, fires.tolist(), found.tolist(), strict=True):
-            expected = schedule.next_fire(moment)
-            assert (_EPOCH + timedelta(microseconds=fire) if ok else None) == expected, moment
-
-
-@pytest.mark.parametrize("expression", _VARIED)
 def test_fires_between_agrees_with_next_fire(expression: str) -> None:
     schedule = parse_cron(expression)
     rng = random.Random(expression)
@@ -593,21 +572,11 @@ def test_fires_between_an_empty_or_invalid_window_is_empty() -> None:
     assert daily.fires_between(datetime(2100, 1, 1), datetime(2101, 1, 1)).size == 0
 
 
-def test_next_fires_outside_the_years_of_a_cron() -> None:
+def test_no_fire_outside_the_years_of_a_cron() -> None:
     schedule = parse_cron("0 0 8 ? * MON-FRI")
-    times = [datetime(1950, 6, 1), datetime(2099, 12, 31, 9), datetime(2150, 1, 1)]
-    micros = np.array([_micros(t) for t in [*times, datetime(9999, 12, 31)]], np.int64)
-
-    fires, found = schedule.next_fires(micros)
-
-    assert _EPOCH + timedelta(microseconds=int(fires[0])) == datetime(1970, 1, 1, 8)
-    assert found.tolist() == [True, False, False, False]
-    assert [schedule.next_fire(t) for t in times[1:]] == [None, None]
-
-
-def test_next_fires_of_an_invalid_schedule_finds_none() -> None:
-    _, found = parse_cron("0 0 0 * * * *").next_fires(np.array([0, 1], np.int64))
-    assert not found.any()
+    assert schedule.next_fire(datetime(1950, 6, 1)) == datetime(1970, 1, 1, 8)
+    for after in (datetime(2099, 12, 31, 9), datetime(2150, 1, 1), datetime(9999, 12, 31)):
+        assert schedule.next_fire(after) is None
 
 
 def test_next_fire_keeps_the_time_zone_of_after() -> None:

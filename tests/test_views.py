@@ -54,11 +54,11 @@ TRIGGERS = {
 }
 
 
-def row(table: Table, **values: Any) -> tuple[Any, ...]:
-    """Return a row of ``table`` in declared order; unnamed columns are null."""
+def row(table: Table, **values: Any) -> dict[str, Any]:
+    """Return a row of ``table``; unnamed columns are null."""
     unknown = set(values) - set(table.column_names)
     assert not unknown, f"{table.name} has no columns {sorted(unknown)}"
-    return tuple(values.get(name) for name in table.column_names)
+    return {name: values.get(name) for name in table.column_names}
 
 
 def instance(
@@ -72,7 +72,7 @@ def instance(
     duration_s: float | None = None,
     next_after: timedelta | None = DAY,
     task_count: int = 0,
-) -> tuple[Any, ...]:
+) -> dict[str, Any]:
     """One flow instance; times follow from its trigger time, delay and duration."""
     trigger = TRIGGERS.get(instance_id)
     start = trigger + timedelta(seconds=delay_s) if trigger and delay_s is not None else None
@@ -97,7 +97,7 @@ def instance(
 
 def task(
     task_inst_id: str, instance_id: str, task_id: int | None, name: str, status: str | None
-) -> tuple[Any, ...]:
+) -> dict[str, Any]:
     return row(
         TASKS,
         task_inst_id=task_inst_id,
@@ -110,13 +110,13 @@ def task(
 
 def dependency(
     instance_id: str, node_id: str, flow_id: int | None, name: str | None
-) -> tuple[Any, ...]:
+) -> dict[str, Any]:
     return row(
         DEPENDENCIES, instance_id=instance_id, node_id=node_id, flow_id=flow_id, flow_name=name
     )
 
 
-def make_frames(rows: Mapping[Table, Sequence[tuple[Any, ...]]]) -> FlowFrames:
+def make_frames(rows: Mapping[Table, Sequence[dict[str, Any]]]) -> FlowFrames:
     return FlowFrames(tables={t.name: rows_to_arrow(t, list(rows.get(t, ()))) for t in TABLES})
 
 

@@ -158,7 +158,10 @@ class SqlLoader:
                 ]
                 order = [table.c[k] for k in declared.primary_key]
                 result = conn.execute(sa.select(*columns).order_by(*order))
-                parts = [rows_to_arrow(declared, rows) for rows in result.partitions(_READ_ROWS)]
+                parts = [
+                    rows_to_arrow(declared, [dict(r._mapping) for r in rows])
+                    for rows in result.partitions(_READ_ROWS)
+                ]
                 if parts:
                     tables[declared.name] = pa.concat_tables(parts)
         return FlowFrames(tables)  # tables with no rows come out empty

@@ -27,15 +27,15 @@ NEXT_DAY = date(2026, 2, 1)
 Row = dict[str, Any]
 
 
-def row(table: Table, **values: Any) -> tuple[Any, ...]:
-    """Return a row tuple of ``table`` in declared order; unnamed columns are null."""
+def row(table: Table, **values: Any) -> dict[str, Any]:
+    """Return a row of ``table``; unnamed columns are null."""
     unknown = set(values) - set(table.column_names)
     if unknown:
         raise KeyError(f"{table.name} has no columns {sorted(unknown)}")
-    return tuple(values.get(name) for name in table.column_names)
+    return {name: values.get(name) for name in table.column_names}
 
 
-def instance(instance_id: str, *, cal_dt: date | None = DAY, **values: Any) -> tuple[Any, ...]:
+def instance(instance_id: str, *, cal_dt: date | None = DAY, **values: Any) -> dict[str, Any]:
     defaults: Row = {
         "instance_id": instance_id,
         "flow_id": 104452,
@@ -62,7 +62,7 @@ def instance(instance_id: str, *, cal_dt: date | None = DAY, **values: Any) -> t
     return row(INSTANCES, **(defaults | values))
 
 
-def task(task_inst_id: str, instance_id: str, **values: Any) -> tuple[Any, ...]:
+def task(task_inst_id: str, instance_id: str, **values: Any) -> dict[str, Any]:
     defaults: Row = {
         "task_inst_id": task_inst_id,
         "instance_id": instance_id,
@@ -76,20 +76,20 @@ def task(task_inst_id: str, instance_id: str, **values: Any) -> tuple[Any, ...]:
     return row(TASKS, **(defaults | values))
 
 
-def dependency(instance_id: str, node_id: str, **values: Any) -> tuple[Any, ...]:
+def dependency(instance_id: str, node_id: str, **values: Any) -> dict[str, Any]:
     defaults: Row = {"instance_id": instance_id, "node_id": node_id, "flow_id": 9, "x": 1.0}
     return row(DEPENDENCIES, **(defaults | values))
 
 
-def relation(instance_id: str, source: str, target: str) -> tuple[Any, ...]:
+def relation(instance_id: str, source: str, target: str) -> dict[str, Any]:
     return row(RELATIONS, instance_id=instance_id, from_node_id=source, to_node_id=target)
 
 
-def parameter(instance_id: str, key: str, value: str | None, position: int) -> tuple[Any, ...]:
+def parameter(instance_id: str, key: str, value: str | None, position: int) -> dict[str, Any]:
     return row(PARAMETERS, instance_id=instance_id, key=key, value=value, position=position)
 
 
-def quarantined(instance_id: str, field: str, position: int) -> tuple[Any, ...]:
+def quarantined(instance_id: str, field: str, position: int) -> dict[str, Any]:
     return row(
         QUARANTINE,
         instance_id=instance_id,
@@ -100,7 +100,7 @@ def quarantined(instance_id: str, field: str, position: int) -> tuple[Any, ...]:
     )
 
 
-def failure(instance_id: str, *, message: str = "timed out", attempts: int = 3) -> tuple[Any, ...]:
+def failure(instance_id: str, *, message: str = "timed out", attempts: int = 3) -> dict[str, Any]:
     return row(
         FAILURES,
         instance_id=instance_id,
@@ -113,8 +113,8 @@ def failure(instance_id: str, *, message: str = "timed out", attempts: int = 3) 
     )
 
 
-def make_frames(rows: Mapping[Table, Sequence[tuple[Any, ...]]]) -> FlowFrames:
-    """Build frames from row tuples per table; tables not given are empty."""
+def make_frames(rows: Mapping[Table, Sequence[dict[str, Any]]]) -> FlowFrames:
+    """Build frames from rows per table; tables not given are empty."""
     return FlowFrames(tables={t.name: rows_to_arrow(t, list(rows.get(t, ()))) for t in TABLES})
 
 
