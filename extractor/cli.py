@@ -200,7 +200,7 @@ def _parser() -> argparse.ArgumentParser:
     views = sub.add_parser(
         "views",
         help="create or replace the BI views in a database",
-        description="Create or replace the BI views (sql/views_*.sql) over loaded tables "
+        description="Create or replace the BI views (extractor/sql/views_*.sql) over loaded tables "
         "with their default names, in SQLite or PostgreSQL.",
     )
     views.add_argument("--sqlite", metavar="PATH", help="SQLite database file")

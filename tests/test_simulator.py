@@ -23,9 +23,9 @@ from extractor.simulator import (
     TIME_PATH,
     TOKEN_PATH,
     Faults,
+    FireTimes,
     Population,
     Quirk,
-    Schedule,
     SimCredentials,
     Simulator,
     SimulatorProcess,
@@ -372,15 +372,15 @@ def test_minute_one_slash_one_skips_minute_zero() -> None:
 
 
 def test_day_rules_follow_quartz() -> None:
-    weekly = Schedule("0 0 3 ? * 2 *", "W", (0,), (3,), "weekday", 2)
+    weekly = FireTimes("0 0 3 ? * 2 *", "W", (0,), (3,), "weekday", 2)
     fires = list(weekly.iter_fires(START, START + timedelta(days=14)))
     assert fires == [datetime(2026, 1, 5, 3), datetime(2026, 1, 12, 3)]  # Mondays
-    last = Schedule("0 0 23 L * ? *", "M", (0,), (23,), "month-last")
+    last = FireTimes("0 0 23 L * ? *", "M", (0,), (23,), "month-last")
     assert list(last.iter_fires(START, datetime(2026, 3, 1))) == [
         datetime(2026, 1, 31, 23),
         datetime(2026, 2, 28, 23),
     ]
-    workdays = Schedule("0 30 8 ? * MON-FRI *", "W", (30,), (8,), "weekdays")
+    workdays = FireTimes("0 30 8 ? * MON-FRI *", "W", (30,), (8,), "weekdays")
     assert workdays.count(START, START + timedelta(days=7)) == 5
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,8 +15,6 @@ from extractor.frames import FlowFrames, rows_to_arrow
 from extractor.loaders import write_sql
 from extractor.schema import DEPENDENCIES, INSTANCES, STATUS_NAMES, TABLES, TASKS, Table
 from extractor.views import VIEW_DIALECTS, _split_statements, create_views, view_sql
-
-ROOT = Path(__file__).resolve().parents[1]
 
 VIEWS = [
     "v_flow_daily_success",
@@ -527,14 +524,6 @@ def test_sqlite_and_postgresql_give_the_same_numbers(
         assert len(on_sqlite) > 1, view
         # Exact equality, floats included: the same definition in the same arithmetic.
         assert on_sqlite == on_postgresql, view
-
-
-@pytest.mark.parametrize("dialect", VIEW_DIALECTS)
-def test_packaged_views_equal_the_repository_copies(dialect: str):
-    packaged = view_sql(dialect)
-
-    assert (ROOT / "sql" / f"views_{dialect}.sql").read_text(encoding="utf-8") == packaged
-    assert (ROOT / "extractor" / "sql" / f"views_{dialect}.sql").read_text() == packaged
 
 
 @pytest.mark.parametrize("dialect", VIEW_DIALECTS)

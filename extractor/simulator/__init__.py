@@ -17,7 +17,7 @@ from extractor.simulator.flows import FlowSpec, TaskSpec
 from extractor.simulator.lifecycle import DEFAULT_QUIRK_RATES, QUIRKS, Quirk
 from extractor.simulator.population import Population
 from extractor.simulator.process import SimulatorProcess, build_simulator, describe_simulator
-from extractor.simulator.schedules import Schedule
+from extractor.simulator.schedules import FireTimes
 from extractor.simulator.server import INSTANCES_PATH, TIME_PATH, TOKEN_PATH, Simulator
 from extractor.simulator.stats import SimStats
 from extractor.simulator.tokens import SimCredentials
@@ -30,12 +30,12 @@ __all__ = [
     "TOKEN_PATH",
     "FaultKind",
     "Faults",
+    "FireTimes",
     "FlowSpec",
     "PermanentFault",
     "Population",
     "Quirk",
     "RetryAfterForm",
-    "Schedule",
     "SimCredentials",
     "SimStats",
     "Simulator",

@@ -10,7 +10,7 @@ import random
 import struct
 from dataclasses import dataclass
 
-from extractor.simulator.schedules import Schedule
+from extractor.simulator.schedules import FireTimes
 
 FIRST_FLOW_ID = 1000
 MAX_TASKS = 60
@@ -120,7 +120,7 @@ class FlowSpec:
 
     flow_id: int
     name: str
-    schedule: Schedule
+    schedule: FireTimes
     owners: tuple[str, ...]
     creator: str
     do_as: str
@@ -146,38 +146,38 @@ def _float32(value: float) -> float:
     return result
 
 
-def _schedule(kind: str, rng: random.Random) -> Schedule:
+def _schedule(kind: str, rng: random.Random) -> FireTimes:
     every_hour = tuple(range(24))
     minute, hour = rng.randrange(60), rng.randrange(24)
     if kind == "every-n-minutes":
         step = rng.choice((5, 10, 15, 20, 30))
         phase = 0 if rng.random() < 0.7 else rng.randrange(step)
-        return Schedule(
+        return FireTimes(
             f"0 {phase}/{step} * * * ? *", "mi", tuple(range(phase, 60, step)), every_hour
         )
     if kind == "every-minute":
         # The seed document's schedule; Quartz's 1/1 skips minute 0 of every hour.
-        return Schedule("0 1/1 * * * ? *", "mi", tuple(range(1, 60)), every_hour)
+        return FireTimes("0 1/1 * * * ? *", "mi", tuple(range(1, 60)), every_hour)
     if kind == "hourly":
-        return Schedule(f"0 {minute} * * * ? *", "H", (minute,), every_hour)
+        return FireTimes(f"0 {minute} * * * ? *", "H", (minute,), every_hour)
     if kind == "every-n-hours":
         step = rng.choice((2, 3, 4, 6))
         phase = rng.randrange(step)
-        return Schedule(
+        return FireTimes(
             f"0 {minute} {phase}/{step} * * ? *", "H", (minute,), tuple(range(phase, 24, step))
         )
     if kind == "daily":
-        return Schedule(f"0 {minute} {hour} * * ? *", "D", (minute,), (hour,))
+        return FireTimes(f"0 {minute} {hour} * * ? *", "D", (minute,), (hour,))
     at = ((minute,), (hour,))
     if kind == "weekly":
         day = rng.randint(1, 7)  # Quartz: 1=SUN .. 7=SAT
-        return Schedule(f"0 {minute} {hour} ? * {day} *", "W", *at, "weekday", day)
+        return FireTimes(f"0 {minute} {hour} ? * {day} *", "W", *at, "weekday", day)
     if kind == "weekdays":
-        return Schedule(f"0 {minute} {hour} ? * MON-FRI *", "W", *at, "weekdays")
+        return FireTimes(f"0 {minute} {hour} ? * MON-FRI *", "W", *at, "weekdays")
     if kind == "monthly":
         day = rng.randint(1, 28)
-        return Schedule(f"0 {minute} {hour} {day} * ? *", "M", *at, "month-day", day)
-    return Schedule(f"0 {minute} {hour} L * ? *", "M", *at, "month-last")
+        return FireTimes(f"0 {minute} {hour} {day} * ? *", "M", *at, "month-day", day)
+    return FireTimes(f"0 {minute} {hour} L * ? *", "M", *at, "month-last")
 
 
 def _flow_name(flow_id: int, rng: random.Random) -> str:

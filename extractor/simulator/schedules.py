@@ -18,7 +18,7 @@ DayRule = Literal["daily", "weekday", "weekdays", "month-day", "month-last"]
 
 _ONE_DAY = timedelta(days=1)
 _LOOKBACK_DAYS = 64
-"""How far back :meth:`Schedule.last_at_or_before` looks; covers a monthly schedule."""
+"""How far back :meth:`FireTimes.last_at_or_before` looks; covers a monthly schedule."""
 
 
 def quartz_day_of_week(day: date) -> int:
@@ -31,7 +31,7 @@ def quartz_day_of_week(day: date) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class Schedule:
+class FireTimes:
     """One flow's schedule: its cron text, cycle code and the fire-time sets behind them."""
 
     freq: str

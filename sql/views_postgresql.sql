@@ -1,1 +1,0 @@
-../extractor/sql/views_postgresql.sql
