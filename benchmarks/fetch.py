@@ -39,14 +39,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from extractor.client import EnOSClient
 from extractor.config import FetchConfig, GatewayConfig
-from extractor.destinations import ParquetDestination, SqlDestination
-from extractor.discovery import Detail
-from extractor.loaders._parquet_files import data_files
-from extractor.pipeline import Destination, run_extract
+from extractor.gateway._client import EnOSClient
+from extractor.load._destinations import ParquetDestination, SqlDestination
+from extractor.load._parquet_files import data_files
+from extractor.run._discovery import Detail
+from extractor.run._pipeline import Destination, run_extract
+from extractor.run._sources import discovered
 from extractor.simulator import Faults, Population, SimCredentials, SimulatorProcess
-from extractor.sources import discovered
 
 CREDS = SimCredentials()
 SEED, FLOWS = 5, 300

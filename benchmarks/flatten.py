@@ -34,9 +34,9 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from extractor.flattener import flatten_records
-from extractor.frames import build_frames
 from extractor.simulator import Population
+from extractor.tables._flattener import flatten_records
+from extractor.tables._frames import build_frames
 
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")

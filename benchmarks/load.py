@@ -26,9 +26,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from extractor.frames import FlowFrames, rows_to_arrow
-from extractor.loaders import write_parquet, write_sql
-from extractor.schema import (
+from extractor.load import write_parquet, write_sql
+from extractor.tables._frames import FlowFrames, rows_to_arrow
+from extractor.tables._schema import (
     DEPENDENCIES,
     FAILURES,
     INSTANCES,

@@ -15,38 +15,38 @@ from typing import TYPE_CHECKING
 from extractor._lazy import exports
 
 _HOMES: dict[str, str] = {
-    "TABLES": "extractor.schema",
-    "TABLES_BY_NAME": "extractor.schema",
+    "TABLES": "extractor.tables._schema",
+    "TABLES_BY_NAME": "extractor.tables._schema",
     "ApiError": "extractor.errors",
     "AuthError": "extractor.errors",
     "ConfigError": "extractor.errors",
-    "EnOSClient": "extractor.client",
+    "EnOSClient": "extractor.gateway._client",
     "ExtractorError": "extractor.errors",
     "FatalApiError": "extractor.errors",
     "FetchConfig": "extractor.config",
-    "FlowFrames": "extractor.frames",
+    "FlowFrames": "extractor.tables._frames",
     "GatewayConfig": "extractor.config",
     "LoadError": "extractor.errors",
-    "LoadResult": "extractor.loaders",
+    "LoadResult": "extractor.load",
     "NotFoundError": "extractor.errors",
     "PermanentApiError": "extractor.errors",
     "RecordError": "extractor.errors",
-    "RunReport": "extractor.pipeline",
+    "RunReport": "extractor.run._report",
     "ThrottledError": "extractor.errors",
     "TransientApiError": "extractor.errors",
-    "WriteMode": "extractor.loaders",
-    "create_ddl": "extractor.loaders",
-    "extract": "extractor.pipeline",
-    "flatten": "extractor.pipeline",
+    "WriteMode": "extractor.load",
+    "create_ddl": "extractor.load",
+    "extract": "extractor.run._pipeline",
+    "flatten": "extractor.run._pipeline",
     "load_gateway_config": "extractor.config",
-    "missed_runs": "extractor.missed",
+    "missed_runs": "extractor.tables._missed",
     "parse_timezone": "extractor.config",
-    "read_parquet": "extractor.loaders",
-    "read_sql": "extractor.loaders",
-    "run_extract": "extractor.pipeline",
-    "run_sync": "extractor.sync",
-    "write_parquet": "extractor.loaders",
-    "write_sql": "extractor.loaders",
+    "read_parquet": "extractor.load",
+    "read_sql": "extractor.load",
+    "run_extract": "extractor.run._pipeline",
+    "run_sync": "extractor.run._sync",
+    "write_parquet": "extractor.load",
+    "write_sql": "extractor.load",
 }
 """Where each public name lives."""
 
@@ -90,7 +90,6 @@ __getattr__, __dir__ = exports("extractor", _HOMES, globals(), __all__)
 
 
 if TYPE_CHECKING:
-    from extractor.client import EnOSClient
     from extractor.config import FetchConfig, GatewayConfig, load_gateway_config, parse_timezone
     from extractor.errors import (
         ApiError,
@@ -105,8 +104,8 @@ if TYPE_CHECKING:
         ThrottledError,
         TransientApiError,
     )
-    from extractor.frames import FlowFrames
-    from extractor.loaders import (
+    from extractor.gateway._client import EnOSClient
+    from extractor.load import (
         LoadResult,
         WriteMode,
         create_ddl,
@@ -115,7 +114,9 @@ if TYPE_CHECKING:
         write_parquet,
         write_sql,
     )
-    from extractor.missed import missed_runs
-    from extractor.pipeline import RunReport, extract, flatten, run_extract
-    from extractor.schema import TABLES, TABLES_BY_NAME
-    from extractor.sync import run_sync
+    from extractor.run._pipeline import extract, flatten, run_extract
+    from extractor.run._report import RunReport
+    from extractor.run._sync import run_sync
+    from extractor.tables._frames import FlowFrames
+    from extractor.tables._missed import missed_runs
+    from extractor.tables._schema import TABLES, TABLES_BY_NAME

@@ -13,15 +13,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from extractor.config import FetchConfig, load_gateway_config, parse_timezone
-from extractor.discovery import ALL_TYPES
 from extractor.errors import ConfigError, ExtractorError
-from extractor.exits import EXIT_FATAL, EXIT_OK, EXIT_USAGE
+from extractor.run._discovery import ALL_TYPES
+from extractor.run._report import EXIT_FATAL, EXIT_OK, EXIT_USAGE
 
 if TYPE_CHECKING:
-    from extractor.client import EnOSClient
-    from extractor.pipeline import Destination, RunReport
-    from extractor.progress import Progress
-    from extractor.sources import IdSource
+    from extractor.gateway._client import EnOSClient
+    from extractor.run._pipeline import Destination
+    from extractor.run._progress import Progress
+    from extractor.run._report import RunReport
+    from extractor.run._sources import IdSource
 
     Work = Callable[[EnOSClient, FetchConfig, list[Destination], Progress], RunReport]
 
@@ -339,7 +340,7 @@ def _add_fetch_args(p: argparse.ArgumentParser) -> None:
 
 
 def _destinations(args: argparse.Namespace) -> list[Destination]:
-    from extractor.destinations import ParquetDestination, SqlDestination
+    from extractor.load._destinations import ParquetDestination, SqlDestination
 
     if args.db_schema and not args.db:
         raise ConfigError("--schema names a schema of the --db database; SQLite has none")
@@ -364,7 +365,7 @@ def _destinations(args: argparse.Namespace) -> list[Destination]:
 
 
 def _client(args: argparse.Namespace) -> tuple[EnOSClient, FetchConfig]:
-    from extractor.client import EnOSClient
+    from extractor.gateway._client import EnOSClient
 
     gateway = load_gateway_config(
         {
@@ -395,8 +396,8 @@ def _client(args: argparse.Namespace) -> tuple[EnOSClient, FetchConfig]:
 def _run(args: argparse.Namespace, work: Work) -> int:
     """Run ``work`` with the run's client, destinations and progress; write the report
     for every ending, fatal errors and interrupts included."""
-    from extractor.pipeline import RunReport
-    from extractor.progress import Progress, summarise, write_report
+    from extractor.run._progress import Progress, summarise, write_report
+    from extractor.run._report import RunReport
 
     report_path = _report_path(args.report)
     client, fetch = _client(args)  # settings first: a typo must not create files
@@ -431,8 +432,8 @@ def _report_path(name: str | None) -> Path | None:
 
 
 def _cmd_sync(args: argparse.Namespace) -> int:
-    from extractor.sources import parse_time
-    from extractor.sync import run_sync
+    from extractor.run._sources import parse_time
+    from extractor.run._sync import run_sync
 
     def work(
         client: EnOSClient, fetch: FetchConfig, dests: list[Destination], progress: Progress
@@ -457,8 +458,8 @@ def _cmd_sync(args: argparse.Namespace) -> int:
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
-    from extractor import sources
-    from extractor.pipeline import run_extract
+    from extractor.run import _sources as sources
+    from extractor.run._pipeline import run_extract
 
     _check_source_flags(args)
     # An IDs file is read through before anything is created: a bad line is a usage error.
@@ -497,7 +498,7 @@ def _check_source_flags(args: argparse.Namespace) -> None:
 
 
 def _id_source(args: argparse.Namespace, client: EnOSClient, dests: list[Destination]) -> IdSource:
-    from extractor import sources
+    from extractor.run import _sources as sources
 
     if args.ids:
         return sources.listed(args.ids)
@@ -555,7 +556,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
-    from extractor.loaders import create_ddl
+    from extractor.load import create_ddl
 
     sys.stdout.write(
         create_ddl(args.dialect, schema=args.db_schema, table_prefix=args.table_prefix)
@@ -564,8 +565,8 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 
 def _cmd_views(args: argparse.Namespace) -> int:
-    from extractor.loaders import connect
-    from extractor.views import create_views
+    from extractor.load import connect
+    from extractor.load._views import create_views
 
     if bool(args.sqlite) == bool(args.db):
         raise ConfigError("name one database: --sqlite PATH or --db URL")
@@ -579,7 +580,7 @@ def _cmd_views(args: argparse.Namespace) -> int:
 
 
 def _cmd_compact(args: argparse.Namespace) -> int:
-    from extractor.loaders import compact_parquet
+    from extractor.load import compact_parquet
 
     result = compact_parquet(args.parquet)
     print(
@@ -590,6 +591,6 @@ def _cmd_compact(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from extractor.demo import run_demo
+    from extractor.run._demo import run_demo
 
     return run_demo(Path(args.out), instances=args.instances)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import duckdb
 
-from extractor.schema import DATA_TABLES
+from extractor.tables._schema import DATA_TABLES
 
 
 def duplicates(root: Path) -> dict[str, int]:

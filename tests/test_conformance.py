@@ -23,7 +23,7 @@ import requests_mock
 from simulated import gateway_config
 
 from extractor import EnOSClient, FetchConfig, GatewayConfig, flatten
-from extractor.auth import token_encryption
+from extractor.gateway._auth import token_encryption
 from extractor.simulator import QUIRKS, Population, SimCredentials, Simulator
 
 DOCS = Path(__file__).parent / "fixtures" / "docs"

@@ -23,8 +23,8 @@ from simulated import CREDS, gateway_config, gateway_env
 
 from extractor import extract
 from extractor.cli import main
-from extractor.schema import DATA_TABLES, FAILURES
 from extractor.simulator import Faults, Population, Simulator, SimulatorProcess
+from extractor.tables._schema import DATA_TABLES, FAILURES
 
 START, END = datetime(2026, 1, 1), datetime(2026, 1, 3)
 

@@ -17,7 +17,7 @@ from typing import Any
 import nbformat
 import pytest
 
-from extractor.demo import run_demo
+from extractor.run._demo import run_demo
 
 ROOT = Path(__file__).parents[1]
 _SPEC = importlib.util.spec_from_file_location("notebook_runner", ROOT / "notebooks" / "run.py")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import re
 import signal
@@ -11,26 +12,28 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 import extractor
 from extractor.cli import _parser
-from extractor.schema import markdown_reference
+from extractor.tables import markdown_reference
 
 README = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+PACKAGES = ("gateway", "tables", "load", "run")
 
 
 def test_column_reference_is_generated_from_the_schema() -> None:
     block = re.search(
-        r"<!-- BEGIN GENERATED: extractor.schema.markdown_reference\(\) -->\n(.*)"
+        r"<!-- BEGIN GENERATED: extractor.tables.markdown_reference\(\) -->\n(.*)"
         r"<!-- END GENERATED -->",
         README,
         re.DOTALL,
     )
     assert block is not None
     assert block.group(1) == markdown_reference(), (
-        "regenerate the README block with extractor.schema.markdown_reference()"
+        "regenerate the README block with extractor.tables.markdown_reference()"
     )
 
 
@@ -57,12 +60,23 @@ def test_quick_start_is_the_two_make_commands() -> None:
     ]
 
 
-def test_public_api_is_exactly_all() -> None:
-    public = {name for name in dir(extractor) if not name.startswith("_")}
-    modules = {name for name in public if type(getattr(extractor, name)).__name__ == "module"}
-    assert public - modules == set(extractor.__all__)
-    for name in extractor.__all__:
-        assert getattr(extractor, name) is not None
+@pytest.mark.parametrize("name", ["extractor", *(f"extractor.{p}" for p in PACKAGES)])
+def test_public_api_is_exactly_all(name: str) -> None:
+    package = importlib.import_module(name)
+    public = {n for n in dir(package) if not n.startswith("_")}
+    modules = {n for n in public if isinstance(getattr(package, n), ModuleType)}
+    assert public - modules == set(package.__all__)
+    assert package.__all__ == sorted(set(package.__all__))
+    for exported in package.__all__:
+        assert getattr(package, exported) is not None
+    assert not hasattr(package, "no_such_name")
+
+
+def test_modules_inside_the_packages_are_private() -> None:
+    root = Path(extractor.__file__).parent
+    for package in PACKAGES:
+        modules = [m.name for m in (root / package).glob("*.py") if m.name != "__init__.py"]
+        assert modules and all(m.startswith("_") for m in modules), package
 
 
 def test_the_simulator_example_runs_as_written(tmp_path: Path) -> None:
@@ -109,4 +123,4 @@ def test_help_starts_without_the_heavy_libraries() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
     )
     assert done.stdout.strip() == "[]"
-    assert extractor.flatten.__module__ == "extractor.pipeline", "a function, not a module"
+    assert extractor.flatten.__module__ == "extractor.run._pipeline", "a function, not a module"

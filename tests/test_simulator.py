@@ -49,7 +49,7 @@ def _token_body(app_key: str = CREDS.app_key, secret: str = CREDS.app_secret) ->
 
 
 class Gateway:
-    """A tiny signing client for the tests; the real one lives in extractor.auth."""
+    """A tiny signing client for the tests; the real one lives in extractor.gateway._auth."""
 
     def __init__(self, session: requests.Session, base_url: str) -> None:
         self.session, self.base_url = session, base_url

@@ -20,9 +20,9 @@ from typing import Any
 
 import orjson
 
-from extractor.schema import STATUS_NAMES
 from extractor.simulator.flows import FlowSpec
 from extractor.simulator.lifecycle import Observation, Plan, task_statuses
+from extractor.tables._schema import STATUS_NAMES
 
 CANCEL = 8
 

@@ -18,7 +18,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from extractor.errors import ConfigError
-from extractor.schema import STATUS_NAMES
 from extractor.simulator.flows import FIRST_FLOW_ID, FlowSpec, build_flow
 from extractor.simulator.lifecycle import (
     DEFAULT_QUIRK_RATES,
@@ -31,6 +30,7 @@ from extractor.simulator.lifecycle import (
     observe,
 )
 from extractor.simulator.payload import Upstream, build_instance, instance_id_of
+from extractor.tables._schema import STATUS_NAMES
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SECOND = timedelta(seconds=1)

@@ -24,8 +24,8 @@ from datetime import datetime
 
 import orjson
 
-from extractor.schema import STATUS_NAMES
 from extractor.simulator.population import Population
+from extractor.tables._schema import STATUS_NAMES
 
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 10

@@ -1,0 +1,168 @@
+"""The SQLite write path: the driver's ``executemany`` with cached statements, one transaction.
+
+Arrow converts timestamps and dates to SQLite's text forms column by column, so the per-row
+work left is the driver's: far faster than SQLAlchemy's per-value type processing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import sqlalchemy as sa
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
+from sqlalchemy.schema import CreateIndex, DropIndex
+
+from extractor.load._batch import Batch
+from extractor.load._ddl import SqlTables
+from extractor.load._driver_errors import translated
+from extractor.load._loader import WriteMode
+from extractor.tables._schema import CHILD_TABLES, FAILURES, INSTANCES, TABLES
+
+_LOADED = "_enos_loaded_instances"
+"""Temporary table of the batch's instance IDs, for set-based deletes."""
+
+_UTC_OFFSET = "+00:00"
+
+
+def on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    """Use write-ahead logging, larger pages (in a new file) and a larger page cache."""
+    cursor = dbapi_connection.cursor()
+    try:
+        # Only a new database takes it: 16 KiB pages loaded ~10% faster than 4 KiB.
+        cursor.execute("PRAGMA page_size=16384")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        # 64 MiB of page cache keeps the key indexes of a large batch in memory.
+        cursor.execute("PRAGMA cache_size=-65536")
+    finally:
+        cursor.close()
+
+
+def write_sqlite(
+    conn: Connection, tables: SqlTables, batch: Batch, mode: WriteMode, chunk_size: int
+) -> int:
+    """Write ``batch`` through the driver's cursor; return the instances replaced."""
+    raw = conn.connection.dbapi_connection
+    assert isinstance(raw, sqlite3.Connection)
+    replaced = 0
+    with conn.begin():
+        cursor = raw.cursor()
+        if not raw.in_transaction:
+            # Take the write lock now rather than failing to upgrade a read lock later.
+            cursor.execute("BEGIN IMMEDIATE")
+        try:
+            _stage_loaded_ids(cursor, batch)
+            if mode == "replace":
+                for t in TABLES:
+                    with translated(f"emptying {tables[t.name].name}"):
+                        cursor.execute(f"DELETE FROM {_quoted(conn, tables[t.name])}")
+            if mode == "upsert":
+                parent = _quoted(conn, tables[INSTANCES.name])
+                cursor.execute(
+                    f"SELECT count(*) FROM {parent} WHERE instance_id IN "
+                    f"(SELECT instance_id FROM temp.{_LOADED})"
+                )
+                replaced = int(cursor.fetchone()[0])
+                for t in CHILD_TABLES:
+                    _delete_loaded(conn, cursor, tables[t.name])
+            _delete_loaded(conn, cursor, tables[FAILURES.name])
+            for t in TABLES:
+                target = tables[t.name]
+                # Upserting a claimable child moves its row from a former instance;
+                # failures are upserted whatever the mode.
+                is_upsert = mode == "upsert" or t is FAILURES
+                statement = _insert_sql(conn, target, is_upsert)
+                deferred = _drop_indexes_if_empty(conn, cursor, target)
+                with translated(f"{mode} into {target.name}"):
+                    for rows in _row_chunks(batch.tables[t.name], chunk_size):
+                        cursor.executemany(statement, rows)
+                for index in deferred:
+                    cursor.execute(str(CreateIndex(index).compile(dialect=conn.dialect)))
+            cursor.execute(f"DROP TABLE temp.{_LOADED}")
+        finally:
+            cursor.close()
+    return replaced
+
+
+def _drop_indexes_if_empty(
+    conn: Connection, cursor: sqlite3.Cursor, table: sa.Table
+) -> list[sa.Index]:
+    """Drop an empty table's declared indexes, for rebuilding once it is loaded.
+
+    Building an index from a loaded table (one sort) beats updating it row by row:
+    a first load measured about 10% faster. The transaction hides the gap from readers.
+    """
+    cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {_quoted(conn, table)})")
+    if cursor.fetchone()[0]:
+        return []
+    dropped = []
+    for index in sorted(table.indexes, key=lambda i: str(i.name)):
+        cursor.execute(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = ?",
+            (str(index.name),),
+        )
+        if cursor.fetchone()[0]:
+            cursor.execute(str(DropIndex(index).compile(dialect=conn.dialect)))
+            dropped.append(index)
+    return dropped
+
+
+def _stage_loaded_ids(cursor: sqlite3.Cursor, batch: Batch) -> None:
+    cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_LOADED} (instance_id TEXT PRIMARY KEY)")
+    cursor.execute(f"DELETE FROM temp.{_LOADED}")
+    ids = batch.instance_ids.to_pylist()
+    cursor.executemany(f"INSERT INTO temp.{_LOADED} VALUES (?)", zip(ids, strict=True))
+
+
+def _delete_loaded(conn: Connection, cursor: sqlite3.Cursor, table: sa.Table) -> None:
+    with translated(f"deleting replaced rows of {table.name}"):
+        cursor.execute(
+            f"DELETE FROM {_quoted(conn, table)} WHERE instance_id IN "
+            f"(SELECT instance_id FROM temp.{_LOADED})"
+        )
+
+
+def _quoted(conn: Connection, table: sa.Table) -> str:
+    return conn.dialect.identifier_preparer.format_table(table)
+
+
+def _insert_sql(conn: Connection, table: sa.Table, is_upsert: bool) -> str:
+    """Compile one INSERT (or INSERT ... ON CONFLICT DO UPDATE) with ``?`` in column order."""
+    names = [c.name for c in table.columns]
+    statement = sqlite_insert(table).values({n: sa.bindparam(n) for n in names})
+    if is_upsert:
+        keys = [c.name for c in table.primary_key.columns]
+        others = [n for n in names if n not in keys]
+        if others:
+            statement = statement.on_conflict_do_update(
+                index_elements=keys, set_={n: statement.excluded[n] for n in others}
+            )
+        else:
+            statement = statement.on_conflict_do_nothing(index_elements=keys)
+    compiled = statement.compile(dialect=conn.dialect, column_keys=names)
+    if list(compiled.positiontup or ()) != names:
+        raise AssertionError(f"unexpected parameter order for {table.name}")
+    return str(compiled)
+
+
+def _row_chunks(data: pa.Table, size: int) -> Iterator[Iterator[tuple[Any, ...]]]:
+    for batch in data.to_batches(max_chunksize=size):
+        if batch.num_rows:
+            yield zip(*(_python_values(c) for c in batch.columns), strict=True)
+
+
+def _python_values(column: pa.Array) -> list[Any]:
+    if pa.types.is_timestamp(column.type):
+        # The UTC wall clock as text ("2026-01-31 16:00:00.123456"), then the offset: the
+        # text of SQLITE_TIMESTAMP_FORMAT, 20x faster than strftime's time-zone lookups.
+        wall_clock = column.cast(pa.timestamp("us")).cast(pa.string())
+        column = pc.binary_join_element_wise(wall_clock, _UTC_OFFSET, "")
+    elif pa.types.is_date(column.type):
+        column = column.cast(pa.string())
+    values: list[Any] = column.to_pylist()
+    return values
