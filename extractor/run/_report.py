@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from extractor.errors import ApiError
-from extractor.tables._flattener import canonical_json
+from extractor.tables._coerce import canonical_json
 
 EXIT_OK = 0
 """Everything loaded."""
