@@ -384,25 +384,6 @@ class Population:
                 continue
             yield instance_id
 
-    def search(
-        self,
-        from_ms: int,
-        to_ms: int,
-        status_codes: set[int] | frozenset[int] | None = None,
-        *,
-        expression: str = "",
-        owner: str = "",
-        type: int = PERIODIC,
-    ) -> Iterator[dict[str, Any]]:
-        """Yield the records List Flow Instances matches; see :meth:`search_ids`."""
-        found = self.search_ids(
-            from_ms, to_ms, status_codes, expression=expression, owner=owner, type=type
-        )
-        for instance_id in found:
-            data = self.instance(instance_id, listed=True)
-            if data is not None:
-                yield data
-
     def timezone_label(self) -> str:
         """Return the zone's standard offset as Get Time Zone writes it, e.g. ``GMT+8``."""
         probe = datetime(self.start.year, 1, 1, tzinfo=self.zone)
