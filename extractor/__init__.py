@@ -17,6 +17,7 @@ from extractor._lazy import exports
 _HOMES: dict[str, str] = {
     "TABLES": "extractor.schema",
     "TABLES_BY_NAME": "extractor.schema",
+    "Answer": "extractor.transport",
     "ApiError": "extractor.errors",
     "AuthError": "extractor.errors",
     "ConfigError": "extractor.errors",
@@ -34,6 +35,7 @@ _HOMES: dict[str, str] = {
     "RunReport": "extractor.pipeline",
     "ThrottledError": "extractor.errors",
     "TransientApiError": "extractor.errors",
+    "Transport": "extractor.transport",
     "WriteMode": "extractor.loaders",
     "create_ddl": "extractor.loaders",
     "extract": "extractor.pipeline",
@@ -53,6 +55,7 @@ _HOMES: dict[str, str] = {
 __all__ = [
     "TABLES",
     "TABLES_BY_NAME",
+    "Answer",
     "ApiError",
     "AuthError",
     "ConfigError",
@@ -70,6 +73,7 @@ __all__ = [
     "RunReport",
     "ThrottledError",
     "TransientApiError",
+    "Transport",
     "WriteMode",
     "create_ddl",
     "extract",
@@ -119,3 +123,4 @@ if TYPE_CHECKING:
     from extractor.pipeline import RunReport, extract, flatten, run_extract
     from extractor.schema import TABLES, TABLES_BY_NAME
     from extractor.sync import run_sync
+    from extractor.transport import Answer, Transport

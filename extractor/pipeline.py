@@ -251,11 +251,7 @@ def extract(
 
 def resolve_timezone(client: EnOSClient, source_tz: tzinfo | None) -> tzinfo:
     """The zone of the gateway's naive timestamps: configured, else asked of the gateway."""
-    if source_tz is not None:
-        return source_tz
-    if client.config.timezone:
-        return parse_timezone(client.config.timezone)
-    return client.get_timezone()
+    return source_tz or client.config.timezone or client.get_timezone()
 
 
 def run_extract(

@@ -1,11 +1,12 @@
-"""How bytes reach the gateway: a pooled urllib3 transport, or a ``requests.Session``.
+"""How bytes reach the gateway: the :class:`Transport` seam, and its two implementations.
 
-The pooled transport is the default because it is what keeps the per-call cost low:
-measured on loopback, one signed Get Flow Instance costs about 270 µs of client CPU
-through urllib3's pool and about 700-900 µs through ``requests`` (whose per-request
-environment and hook handling dominate). A ``requests.Session`` is used when one is
-injected (tests mount requests-mock on it) and when the environment names a proxy for
-the gateway, which requests handles fully.
+A client takes any object with :class:`Transport`'s two methods (tests give it one that
+answers from memory). Without one, :func:`open_transport` picks: a pooled urllib3
+transport, because it keeps the per-call cost low (measured on loopback, one signed Get
+Flow Instance costs about 270 µs of client CPU through urllib3's pool and about 700-900
+µs through ``requests``, whose per-request environment and hook handling dominate), or a
+``requests.Session`` when the user brings one (proxies, custom adapters, requests-mock)
+or the environment names a proxy for the gateway, which requests handles fully.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
+from extractor.config import GatewayConfig
 from extractor.errors import ApiError, FatalApiError, GatewayUnreachableError, TransientApiError
 
 
@@ -79,7 +81,11 @@ class PooledTransport:
 
 
 class SessionTransport:
-    """A ``requests.Session``: injected for tests, or for a proxied gateway."""
+    """A ``requests.Session``: the user's own, or one of ours for a proxied gateway.
+
+    A session given is used as it is (its proxies, adapters and TLS settings) and left
+    open; one made here is set up from the arguments and closed with the transport.
+    """
 
     def __init__(
         self,
@@ -89,6 +95,7 @@ class SessionTransport:
         timeout_s: float,
         verify: bool,
         ca_bundle: str | None,
+        proxies: Mapping[str, str] | None = None,
     ) -> None:
         self._owns = session is None
         self.session = session or requests.Session()
@@ -97,6 +104,7 @@ class SessionTransport:
             self.session.mount("http://", adapter)
             self.session.mount("https://", adapter)
             self.session.verify = (ca_bundle or True) if verify else False
+            self.session.proxies.update(proxies or {})
         self._timeout_s = timeout_s
 
     def send(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None) -> Answer:
@@ -107,6 +115,7 @@ class SessionTransport:
                 headers=headers,
                 data=body,
                 timeout=(_connect_timeout(self._timeout_s), self._timeout_s),
+                allow_redirects=False,
             )
         except (requests.exceptions.RequestException, OSError) as exc:
             raise translate(exc, self._timeout_s) from exc
@@ -115,6 +124,26 @@ class SessionTransport:
     def close(self) -> None:
         if self._owns:
             self.session.close()
+
+
+def open_transport(
+    config: GatewayConfig, *, pool_size: int, session: requests.Session | None = None
+) -> Transport:
+    """Return the transport for ``config``: over ``session`` when one is given or the
+    environment names a proxy for the gateway, else a connection pool of ``pool_size``."""
+    timeout, verify, ca_bundle = config.timeout_s, config.verify_tls, config.ca_bundle
+    if session is None and not config.proxies:
+        return PooledTransport(
+            pool_size=pool_size, timeout_s=timeout, verify=verify, ca_bundle=ca_bundle
+        )
+    return SessionTransport(
+        session,
+        pool_size=pool_size,
+        timeout_s=timeout,
+        verify=verify,
+        ca_bundle=ca_bundle,
+        proxies=config.proxies,
+    )
 
 
 _CONNECT_TIMEOUT_MAX_S = 10.0
@@ -185,4 +214,11 @@ def _reason(exc: BaseException) -> str:
     return (str(inner) or type(inner).__name__)[:200]
 
 
-__all__ = ["Answer", "PooledTransport", "SessionTransport", "Transport", "translate"]
+__all__ = [
+    "Answer",
+    "PooledTransport",
+    "SessionTransport",
+    "Transport",
+    "open_transport",
+    "translate",
+]
