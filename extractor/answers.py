@@ -1,7 +1,7 @@
 """What the gateway's answers mean: the one classification of an answer into data or an
 exception of :mod:`extractor.errors`, ``Retry-After``, and List Flow Instances' records.
 
-Pure: nothing here sends a request or reads a clock it was not given.
+Pure: nothing here sends a request, and the wall clock is a parameter.
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ from extractor.errors import (
 )
 from extractor.health import GatewayHealth
 from extractor.ratelimit import RateLimiter
-from extractor.transport import Transport, open_transport
+from extractor.transport import PooledTransport, SessionTransport, Transport
 
 if TYPE_CHECKING:
     import requests
@@ -71,8 +71,8 @@ class ClientStats:
 class EnOSClient:
     """A client of the EnOS gateway's Batch Processing Service.
 
-    Requests go through ``transport`` (any object with :class:`~extractor.transport.
-    Transport`'s ``send`` and ``close``), or through a ``requests.Session`` given as
+    Requests go through ``transport`` (any object with the ``send`` and ``close`` of
+    :class:`~extractor.transport.Transport`), or through a ``requests.Session`` given as
     ``session`` (its proxies and adapters apply); with neither, through a connection
     pool sized for the workers. Thread-safe: at most ``fetch.workers`` requests in
     flight, one access token shared by all threads (:class:`~extractor.auth.ApimAuth`),
@@ -97,9 +97,10 @@ class EnOSClient:
             raise ConfigError("give EnOSClient a transport or a requests.Session, not both")
         self.config = config
         self.fetch_config = fetch or FetchConfig()
-        self.transport: Transport = transport or open_transport(
-            config, pool_size=max(10, self.fetch_config.workers), session=session
-        )
+        pool = max(10, self.fetch_config.workers)
+        if transport is None and (session is not None or config.proxies):
+            transport = SessionTransport(config, pool_size=pool, session=session)
+        self.transport: Transport = transport or PooledTransport(config, pool_size=pool)
         self._clock = clock
         self._wall = wall_clock
         self._sleep = sleep

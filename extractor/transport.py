@@ -1,12 +1,12 @@
 """How bytes reach the gateway: the :class:`Transport` seam, and its two implementations.
 
 A client takes any object with :class:`Transport`'s two methods (tests give it one that
-answers from memory). Without one, :func:`open_transport` picks: a pooled urllib3
-transport, because it keeps the per-call cost low (measured on loopback, one signed Get
-Flow Instance costs about 270 µs of client CPU through urllib3's pool and about 700-900
-µs through ``requests``, whose per-request environment and hook handling dominate), or a
-``requests.Session`` when the user brings one (proxies, custom adapters, requests-mock)
-or the environment names a proxy for the gateway, which requests handles fully.
+answers from memory). Without one, it uses :class:`PooledTransport`, whose per-call cost
+is lowest: measured on loopback, one signed Get Flow Instance costs about 270 µs of
+client CPU through urllib3's pool and about 700-900 µs through ``requests`` (whose
+per-request environment and hook handling dominate). :class:`SessionTransport` carries
+a ``requests.Session`` the user brings (proxies, adapters, requests-mock), or one of its
+own when the environment names a proxy for the gateway, which requests handles fully.
 """
 
 from __future__ import annotations
@@ -48,18 +48,16 @@ class Transport(Protocol):
 class PooledTransport:
     """Keep-alive connections from a urllib3 pool sized for the worker threads."""
 
-    def __init__(
-        self, *, pool_size: int, timeout_s: float, verify: bool, ca_bundle: str | None
-    ) -> None:
+    def __init__(self, config: GatewayConfig, *, pool_size: int) -> None:
+        self._timeout_s = timeout_s = config.timeout_s
         self._timeout = urllib3.Timeout(connect=_connect_timeout(timeout_s), read=timeout_s)
         self._pool = urllib3.PoolManager(
             num_pools=4,
             maxsize=pool_size,
             block=False,
-            cert_reqs="CERT_REQUIRED" if verify else "CERT_NONE",
-            ca_certs=(ca_bundle or certifi.where()) if verify else None,
+            cert_reqs="CERT_REQUIRED" if config.verify_tls else "CERT_NONE",
+            ca_certs=(config.ca_bundle or certifi.where()) if config.verify_tls else None,
         )
-        self._timeout_s = timeout_s
 
     def send(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None) -> Answer:
         try:
@@ -84,18 +82,11 @@ class SessionTransport:
     """A ``requests.Session``: the user's own, or one of ours for a proxied gateway.
 
     A session given is used as it is (its proxies, adapters and TLS settings) and left
-    open; one made here is set up from the arguments and closed with the transport.
+    open; one made here is set up from ``config`` and closed with the transport.
     """
 
     def __init__(
-        self,
-        session: requests.Session | None,
-        *,
-        pool_size: int,
-        timeout_s: float,
-        verify: bool,
-        ca_bundle: str | None,
-        proxies: Mapping[str, str] | None = None,
+        self, config: GatewayConfig, *, pool_size: int, session: requests.Session | None = None
     ) -> None:
         self._owns = session is None
         self.session = session or requests.Session()
@@ -103,9 +94,9 @@ class SessionTransport:
             adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
             self.session.mount("http://", adapter)
             self.session.mount("https://", adapter)
-            self.session.verify = (ca_bundle or True) if verify else False
-            self.session.proxies.update(proxies or {})
-        self._timeout_s = timeout_s
+            self.session.verify = (config.ca_bundle or True) if config.verify_tls else False
+            self.session.proxies.update(config.proxies)
+        self._timeout_s = config.timeout_s
 
     def send(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None) -> Answer:
         try:
@@ -124,26 +115,6 @@ class SessionTransport:
     def close(self) -> None:
         if self._owns:
             self.session.close()
-
-
-def open_transport(
-    config: GatewayConfig, *, pool_size: int, session: requests.Session | None = None
-) -> Transport:
-    """Return the transport for ``config``: over ``session`` when one is given or the
-    environment names a proxy for the gateway, else a connection pool of ``pool_size``."""
-    timeout, verify, ca_bundle = config.timeout_s, config.verify_tls, config.ca_bundle
-    if session is None and not config.proxies:
-        return PooledTransport(
-            pool_size=pool_size, timeout_s=timeout, verify=verify, ca_bundle=ca_bundle
-        )
-    return SessionTransport(
-        session,
-        pool_size=pool_size,
-        timeout_s=timeout,
-        verify=verify,
-        ca_bundle=ca_bundle,
-        proxies=config.proxies,
-    )
 
 
 _CONNECT_TIMEOUT_MAX_S = 10.0
@@ -214,11 +185,4 @@ def _reason(exc: BaseException) -> str:
     return (str(inner) or type(inner).__name__)[:200]
 
 
-__all__ = [
-    "Answer",
-    "PooledTransport",
-    "SessionTransport",
-    "Transport",
-    "open_transport",
-    "translate",
-]
+__all__ = ["Answer", "PooledTransport", "SessionTransport", "Transport", "translate"]

@@ -14,6 +14,7 @@ import pytest
 import requests
 import urllib3
 
+from extractor.config import GatewayConfig
 from extractor.errors import FatalApiError, GatewayUnreachableError, TransientApiError
 from extractor.transport import PooledTransport, SessionTransport, Transport, translate
 
@@ -136,15 +137,14 @@ def server() -> Iterator[tuple[str, list[dict[str, object]]]]:
     httpd.server_close()
 
 
-TRANSPORTS = [
-    pytest.param(PooledTransport, id="pooled"),
-    pytest.param(lambda **kw: SessionTransport(None, **kw), id="session"),
-]
+LOOPBACK = GatewayConfig(
+    base_url="http://127.0.0.1", app_key="k", app_secret="s", org_id="o", user_id="u", timeout_s=0.5
+)
 
 
-@pytest.fixture(params=TRANSPORTS)
+@pytest.fixture(params=[PooledTransport, SessionTransport], ids=["pooled", "session"])
 def transport(request: pytest.FixtureRequest) -> Iterator[Transport]:
-    made: Transport = request.param(pool_size=2, timeout_s=0.5, verify=True, ca_bundle=None)
+    made: Transport = request.param(LOOPBACK, pool_size=2)
     yield made
     made.close()
 
