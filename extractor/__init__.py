@@ -17,6 +17,7 @@ from extractor._lazy import exports
 _HOMES: dict[str, str] = {
     "TABLES": "extractor.tables._schema",
     "TABLES_BY_NAME": "extractor.tables._schema",
+    "Answer": "extractor.gateway._transport",
     "ApiError": "extractor.errors",
     "AuthError": "extractor.errors",
     "ConfigError": "extractor.errors",
@@ -34,6 +35,7 @@ _HOMES: dict[str, str] = {
     "RunReport": "extractor.run._report",
     "ThrottledError": "extractor.errors",
     "TransientApiError": "extractor.errors",
+    "Transport": "extractor.gateway._transport",
     "WriteMode": "extractor.load",
     "create_ddl": "extractor.load",
     "extract": "extractor.run._pipeline",
@@ -53,6 +55,7 @@ _HOMES: dict[str, str] = {
 __all__ = [
     "TABLES",
     "TABLES_BY_NAME",
+    "Answer",
     "ApiError",
     "AuthError",
     "ConfigError",
@@ -70,6 +73,7 @@ __all__ = [
     "RunReport",
     "ThrottledError",
     "TransientApiError",
+    "Transport",
     "WriteMode",
     "create_ddl",
     "extract",
@@ -105,6 +109,7 @@ if TYPE_CHECKING:
         TransientApiError,
     )
     from extractor.gateway._client import EnOSClient
+    from extractor.gateway._transport import Answer, Transport
     from extractor.load import (
         LoadResult,
         WriteMode,

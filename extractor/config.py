@@ -52,7 +52,11 @@ _GMT_OFFSET = re.compile(r"^(?:GMT|UTC)\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?$", re
 
 @dataclass(frozen=True, kw_only=True)
 class GatewayConfig:
-    """Where the EnOS gateway is and who we are to it."""
+    """Where the EnOS gateway is and who we are to it.
+
+    ``timezone`` is the zone of the API's naive timestamps (``None``: ask the gateway);
+    a name (``GMT+8``, ``Asia/Shanghai``, ``UTC``) is parsed here, once, into a tzinfo.
+    """
 
     base_url: str
     app_key: str
@@ -63,7 +67,7 @@ class GatewayConfig:
     verify_tls: bool = True
     ca_bundle: str | None = None
     proxies: Mapping[str, str] = field(default_factory=dict)
-    timezone: str | None = None
+    timezone: tzinfo | None = None
     service_path: str = DEFAULT_SERVICE_PATH
 
     def __post_init__(self) -> None:
@@ -81,8 +85,10 @@ class GatewayConfig:
             )
         if not isinstance(self.verify_tls, bool):
             raise ConfigError(f"verify_tls must be true or false, got {self.verify_tls!r}")
-        if self.timezone is not None:
-            parse_timezone(self.timezone)
+        if isinstance(self.timezone, str):
+            object.__setattr__(self, "timezone", parse_timezone(self.timezone))
+        elif not isinstance(self.timezone, tzinfo | None):
+            raise ConfigError(f"timezone must be a zone name or a tzinfo, got {self.timezone!r}")
         service = self.service_path.strip("/") if isinstance(self.service_path, str) else None
         if not service or not _SERVICE_PATH.match(service):
             raise ConfigError(

@@ -101,7 +101,8 @@ class AuthError(FatalApiError):
 
 
 class TokenExpiredError(ApiError):
-    """The access token expired (code 1203); the client refreshes it and retries once."""
+    """The access token expired (code 1203); a new one is fetched and the call sent once
+    more (:class:`extractor.gateway._auth.ApimAuth`)."""
 
 
 class GatewayUnreachableError(TransientApiError):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -30,7 +31,7 @@ def test_environment_then_arguments_win(tmp_path: Path) -> None:
     assert (from_file.base_url, from_file.app_key, from_file.timezone) == (
         "https://file.example",
         "file-key",
-        "GMT+8",
+        timezone(timedelta(hours=8)),
     )
     mixed = load_gateway_config({"org_id": "arg-org"}, config_file=file, env=ENV)
     assert (mixed.base_url, mixed.app_secret, mixed.org_id) == (
@@ -93,6 +94,43 @@ def test_gateway_config_is_frozen() -> None:
 def test_gmt_offsets_are_not_posix_inverted(name: str, offset: int) -> None:
     tz = parse_timezone(name)
     assert datetime(2026, 6, 1, tzinfo=tz).utcoffset() == timedelta(minutes=offset)
+
+
+ZONES = [
+    pytest.param("GMT+8", timezone(timedelta(hours=8)), id="gmt-offset"),
+    pytest.param("Asia/Shanghai", ZoneInfo("Asia/Shanghai"), id="iana"),
+    pytest.param("UTC", UTC, id="utc"),
+]
+
+
+@pytest.mark.parametrize(
+    ("given", "parsed"),
+    [
+        *ZONES,
+        pytest.param(ZoneInfo("Europe/Paris"), ZoneInfo("Europe/Paris"), id="tzinfo"),
+        pytest.param(None, None, id="ask-the-gateway"),
+    ],
+)
+def test_the_time_zone_is_parsed_once_into_a_tzinfo(
+    given: str | tzinfo | None, parsed: tzinfo | None
+) -> None:
+    config = GatewayConfig(
+        base_url="https://x", app_key="k", app_secret="s", org_id="o", user_id="u", timezone=given
+    )  # type: ignore[arg-type]
+    assert config.timezone == parsed
+
+
+@pytest.mark.parametrize(("name", "parsed"), ZONES)
+def test_a_time_zone_from_the_environment_or_a_flag(name: str, parsed: tzinfo) -> None:
+    assert load_gateway_config(env={**ENV, "ENOS_TIMEZONE": name}).timezone == parsed
+    assert load_gateway_config({"timezone": name}, env=ENV).timezone == parsed
+
+
+def test_a_time_zone_of_another_type_is_refused() -> None:
+    with pytest.raises(ConfigError, match="zone name or a tzinfo"):
+        GatewayConfig(
+            base_url="https://x", app_key="k", app_secret="s", org_id="o", user_id="u", timezone=8
+        )  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

@@ -379,13 +379,10 @@ def test_python_api_returns_frames(sim: Simulator) -> None:
     assert str(frames.instances["trigger_time"].dtype) == "datetime64[us, UTC]"
 
 
+# Each spelling of Retry-After is the client's unit tests' (tests/test_client.py); over
+# real HTTP, one throttled run shows that a 429 with it reaches the client intact.
 FAULTS = [
     pytest.param(Faults(throttle=0.05, retry_after="seconds", retry_after_s=0.05), id="429-s"),
-    pytest.param(Faults(throttle=0.05, retry_after="http-date"), id="429-date"),
-    pytest.param(Faults(throttle=0.05, retry_after="zero"), id="429-zero"),
-    pytest.param(Faults(throttle=0.05, retry_after="negative"), id="429-negative"),
-    pytest.param(Faults(throttle=0.05, retry_after="absurd"), id="429-absurd"),
-    pytest.param(Faults(throttle=0.05, retry_after="none"), id="429-none"),
     pytest.param(Faults(server_error=0.2, error_burst=3), id="5xx-burst"),
     pytest.param(Faults(timeout=0.05, hang_s=1.0), id="timeout"),
     pytest.param(Faults(drop=0.2), id="drop"),

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from extractor.config import FetchConfig, load_gateway_config, parse_timezone
+from extractor.config import FetchConfig, load_gateway_config
 from extractor.errors import ConfigError, ExtractorError
 from extractor.run._discovery import ALL_TYPES
 from extractor.run._report import EXIT_OK
@@ -134,7 +134,7 @@ def sync(args: argparse.Namespace) -> int:
     def work(
         client: EnOSClient, fetch: FetchConfig, dests: list[Destination], progress: Progress
     ) -> RunReport:
-        tz = parse_timezone(client.config.timezone) if client.config.timezone else None
+        tz = client.config.timezone
         since = parse_time(args.since, "--since", tz) if args.since else None
         until = parse_time(args.until, "--until", tz) if args.until else datetime.now(UTC)
         return run_sync(
@@ -200,7 +200,7 @@ def _id_source(args: argparse.Namespace, client: EnOSClient, dests: list[Destina
         return sources.listed(args.ids)
     if args.retry_failed:
         return sources.failed(dests)
-    tz = parse_timezone(client.config.timezone) if client.config.timezone else None
+    tz = client.config.timezone
     start = sources.parse_time(args.from_time, "--from", tz)
     end = (
         sources.parse_time(args.to_time, "--to", tz)

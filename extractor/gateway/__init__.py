@@ -2,7 +2,8 @@
 
 ``_auth`` signs requests and caches the access token; ``_transport`` is the seam that
 sends bytes (urllib3 in production, an injected ``requests.Session``, or a test fake);
-``_client`` retries, classifies answers and pages List Flow Instances; ``_rate`` finds
+``_client`` retries and pages List Flow Instances; ``_answers`` says what an answer
+means; ``_rate`` finds
 the gateway's rate limit; ``_health`` pauses every worker while the gateway is down.
 """
 
@@ -14,6 +15,7 @@ from extractor._lazy import exports
 
 _HOMES: dict[str, str] = {
     "Answer": "extractor.gateway._transport",
+    "ApimAuth": "extractor.gateway._auth",
     "ClientStats": "extractor.gateway._client",
     "EnOSClient": "extractor.gateway._client",
     "GatewayHealth": "extractor.gateway._health",
@@ -25,6 +27,7 @@ _HOMES: dict[str, str] = {
 
 __all__ = [
     "Answer",
+    "ApimAuth",
     "ClientStats",
     "EnOSClient",
     "GatewayHealth",
@@ -37,6 +40,7 @@ __all__ = [
 __getattr__, __dir__ = exports("extractor.gateway", _HOMES, globals(), __all__)
 
 if TYPE_CHECKING:
+    from extractor.gateway._auth import ApimAuth
     from extractor.gateway._client import ClientStats, EnOSClient
     from extractor.gateway._health import GatewayHealth
     from extractor.gateway._rate import RateLimiter

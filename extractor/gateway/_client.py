@@ -1,10 +1,10 @@
-"""EnOSClient: one pooled ``requests.Session``, signing, retries, and the one function that
-turns an HTTP answer into a result or an exception of :mod:`extractor.errors`."""
+"""EnOSClient: signed calls over an injectable transport, with retries and paging.
+
+Signing and the access token are ``_auth``'s, the bytes on the wire ``_transport``'s, and
+what an answer means ``_answers``'."""
 
 from __future__ import annotations
 
-import email.utils
-import math
 import random
 import threading
 import time
@@ -13,16 +13,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlencode
 
 import orjson
-import requests
 
 from extractor.config import FetchConfig, GatewayConfig, parse_timezone
 from extractor.errors import (
     ApiError,
     AuthError,
+    ConfigError,
     FatalApiError,
     GatewayUnreachableError,
     NotFoundError,
@@ -30,28 +30,19 @@ from extractor.errors import (
     ThrottledError,
     TokenExpiredError,
     TransientApiError,
-    UnexpectedAnswerError,
 )
-from extractor.gateway._auth import TOKEN_PATH, TokenCache, signature, token_encryption
+from extractor.gateway._answers import INVALID_PARAMETER, classify, flow_insts
+from extractor.gateway._auth import TOKEN_PATH, ApimAuth
 from extractor.gateway._health import GatewayHealth
 from extractor.gateway._rate import RateLimiter
-from extractor.gateway._transport import Answer, PooledTransport, SessionTransport, Transport
+from extractor.gateway._transport import PooledTransport, SessionTransport, Transport
+
+if TYPE_CHECKING:
+    import requests
 
 SORT_FIELD = "triggerTime"
 """List Flow Instances' sorter: camelCase, one of createTime, updateTime, startTime,
 triggerTime and endTime (any other is error 62102)."""
-
-TOKEN_EXPIRED = 1203
-# Token-service codes that mean the credentials themselves are wrong.
-_AUTH_CODES = frozenset({1002, 1003, 1004, 1202})
-# Batch Processing Service common codes: 62101 wrong user/org (every call fails),
-# 62103 no privilege (this resource), 62109 internal error (try again).
-_FATAL_CODES = frozenset({62101})
-_INVALID_PARAMETER = 62102
-_NO_PRIVILEGE = 62103
-_TRANSIENT_CODES = frozenset({1001, 1005, 1204, 62109})
-_THROTTLE_CODES = frozenset({429})
-_RETRY_AFTER_MAX_S = 60.0
 
 Method = Literal["GET", "POST"]
 
@@ -77,178 +68,39 @@ class ClientStats:
             self.errors[type(exc).__name__] += 1
 
 
-def classify(
-    http_status: int,
-    body: Any,
-    *,
-    headers: Mapping[str, str] | None = None,
-    now: Callable[[], float] = time.time,
-) -> Any:
-    """Return the body's ``data`` on success; raise the matching :class:`ApiError` otherwise.
-
-    The one place that decides what an answer means. The token service reports its
-    result in ``status`` (once misspelled ``stauts``), the other services in ``code``.
-
-    >>> classify(200, {"code": 0, "msg": "OK", "data": {"timezone": "GMT+8"}})
-    {'timezone': 'GMT+8'}
-    >>> classify(200, {"code": 62109, "msg": "Server internal exception"})
-    Traceback (most recent call last):
-    ...
-    extractor.errors.TransientApiError: gateway error 62109: Server internal exception
-    """
-    code: int | None = None
-    msg = ""
-    if isinstance(body, Mapping):
-        raw_code = next((body[k] for k in ("code", "status", "stauts") if k in body), None)
-        code = _as_int(raw_code)
-        msg = str(body.get("msg") or body.get("message") or "")[:300]
-    retry_after = parse_retry_after((headers or {}).get("Retry-After"), now=now)
-    detail = f"{code}: {msg}" if code is not None else f"HTTP {http_status}"
-    kwargs: dict[str, Any] = {"http_status": http_status, "api_code": code}
-    if http_status == 429 or code in _THROTTLE_CODES:
-        raise ThrottledError(
-            f"throttled by the gateway ({detail})", retry_after_s=retry_after, **kwargs
-        )
-    if code == TOKEN_EXPIRED:
-        raise TokenExpiredError("access token expired", **kwargs)
-    if code in _AUTH_CODES or http_status in (401, 403):
-        raise AuthError(f"the gateway refused the credentials ({detail})", **kwargs)
-    if code in _FATAL_CODES:
-        raise FatalApiError(f"the gateway refused the user or organisation ({detail})", **kwargs)
-    if code == _NO_PRIVILEGE:
-        raise PermanentApiError(f"no permission ({detail})", **kwargs)
-    if code == _INVALID_PARAMETER:
-        raise PermanentApiError(f"the gateway refused a parameter ({detail})", **kwargs)
-    if http_status >= 500 or http_status == 408 or code in _TRANSIENT_CODES:
-        raise TransientApiError(f"gateway error {detail}", retry_after_s=retry_after, **kwargs)
-    if http_status == 404 and code is None:
-        raise FatalApiError(
-            "the gateway answered 404 Not Found: is the gateway URL right?", **kwargs
-        )
-    if http_status >= 400:
-        raise PermanentApiError(f"request refused ({detail})", **kwargs)
-    if not isinstance(body, Mapping):
-        raise TransientApiError("malformed answer: not a JSON object", **kwargs)
-    if code is None:
-        raise TransientApiError("malformed answer: no code in the body", **kwargs)
-    if code != 0:
-        raise PermanentApiError(f"gateway error {detail}", **kwargs)
-    return body.get("data")
-
-
-def flow_insts(data: Any) -> list[dict[str, Any]]:
-    """Return the records of a List Flow Instances ``data``: ``{"flowInsts": [...],
-    "count": N}`` as documented, or a bare list.
-
-    Any other shape stops the run: read as "no instances", it would lose data silently.
-
-    >>> flow_insts({"flowInsts": [{"instanceId": "1-2"}], "count": 1})
-    [{'instanceId': '1-2'}]
-    >>> flow_insts({"data": [], "total": 0})  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    extractor.errors.UnexpectedAnswerError: ... an object with keys ['data', 'total'] ...
-    """
-    records = data.get("flowInsts") if isinstance(data, Mapping) else data
-    if isinstance(records, list) and all(isinstance(r, dict) for r in records):
-        return records
-    if isinstance(data, Mapping) and "flowInsts" in data:
-        what = f"flowInsts as {_shape(records)}"
-    else:
-        what = _shape(data)
-    raise UnexpectedAnswerError(
-        f"List Flow Instances answered data of an unknown shape: {what} "
-        '(expected {"flowInsts": [...], "count": N})'
-    )
-
-
-def _shape(value: Any) -> str:
-    if isinstance(value, Mapping):
-        return f"an object with keys {sorted(map(str, value))[:10]}"
-    if isinstance(value, list):
-        kinds = sorted({type(v).__name__ for v in value})
-        return f"a list of {', '.join(kinds)}"
-    return "null" if value is None else f"a {type(value).__name__}"
-
-
-def parse_retry_after(value: str | None, *, now: Callable[[], float] = time.time) -> float | None:
-    """Read ``Retry-After`` (seconds or an HTTP date), clamped to [0, 60] seconds.
-
-    >>> parse_retry_after("3")
-    3.0
-    >>> parse_retry_after("-5"), parse_retry_after("999999"), parse_retry_after("soon")
-    (0.0, 60.0, None)
-    >>> parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=lambda: 1445412470.0)
-    10.0
-    """
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            return None
-        seconds = when.timestamp() - now()
-    if math.isnan(seconds):
-        return None
-    return min(max(seconds, 0.0), _RETRY_AFTER_MAX_S)
-
-
-def _as_int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
-        try:
-            return int(value)
-        except ValueError:
-            return None
-    return None
-
-
 class EnOSClient:
     """A client of the EnOS gateway's Batch Processing Service.
 
-    Thread-safe: at most ``fetch.workers`` requests in flight over one connection pool
-    (see :mod:`extractor.gateway._transport`; an injected ``requests.Session`` replaces it), one
-    token shared by all threads, one rate budget. Transient failures are retried with
-    exponential backoff and full jitter, within ``fetch.max_attempts`` and
-    ``fetch.deadline_s``; an expired token is renewed and the call repeated once.
+    Requests go through ``transport`` (any object with the ``send`` and ``close`` of
+    :class:`~extractor.gateway._transport.Transport`), or through a ``requests.Session`` given as
+    ``session`` (its proxies and adapters apply); with neither, through a connection
+    pool sized for the workers. Thread-safe: at most ``fetch.workers`` requests in
+    flight, one access token shared by all threads (:class:`~extractor.gateway._auth.ApimAuth`),
+    one rate budget. Transient failures are retried with exponential backoff and full
+    jitter, within ``fetch.max_attempts`` and ``fetch.deadline_s``. The clocks, ``sleep``
+    and ``rng`` are injectable so that tests never wait.
     """
 
     def __init__(
         self,
         config: GatewayConfig,
         *,
-        fetch: FetchConfig | None = None,
+        transport: Transport | None = None,
         session: requests.Session | None = None,
+        fetch: FetchConfig | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
     ) -> None:
+        if transport is not None and session is not None:
+            raise ConfigError("give EnOSClient a transport or a requests.Session, not both")
         self.config = config
         self.fetch_config = fetch or FetchConfig()
         pool = max(10, self.fetch_config.workers)
-        verify, ca_bundle, timeout = config.verify_tls, config.ca_bundle, config.timeout_s
-        self.transport: Transport
-        if session is not None or config.proxies:
-            via_session = SessionTransport(
-                session, pool_size=pool, timeout_s=timeout, verify=verify, ca_bundle=ca_bundle
-            )
-            if session is None:
-                via_session.session.proxies.update(config.proxies)
-            self.transport = via_session
-        else:
-            self.transport = PooledTransport(
-                pool_size=pool, timeout_s=timeout, verify=verify, ca_bundle=ca_bundle
-            )
+        if transport is None and (session is not None or config.proxies):
+            transport = SessionTransport(config, pool_size=pool, session=session)
+        self.transport: Transport = transport or PooledTransport(config, pool_size=pool)
         self._clock = clock
         self._wall = wall_clock
         self._sleep = sleep
@@ -258,7 +110,13 @@ class EnOSClient:
         # A request in flight holds a slot; a thread waiting out a backoff or a
         # Retry-After does not, so another ID can use it (see extractor.run._fetch).
         self._slots = threading.BoundedSemaphore(self.fetch_config.workers)
-        self.tokens = TokenCache(self._fetch_token, clock=clock)
+        self.auth = ApimAuth(
+            config.app_key,
+            config.app_secret,
+            self._request_token,
+            clock=clock,
+            wall_clock=wall_clock,
+        )
         self.stats = ClientStats()
         self.health = GatewayHealth(
             outage_timeout_s=self.fetch_config.outage_timeout_s, clock=clock, sleep=sleep
@@ -348,7 +206,7 @@ class EnOSClient:
         try:
             data = self._call("POST", self._instances, params, body)
         except PermanentApiError as exc:
-            if exc.api_code != _INVALID_PARAMETER or isinstance(exc, FatalApiError):
+            if exc.api_code != INVALID_PARAMETER or isinstance(exc, FatalApiError):
                 raise
             raise FatalApiError(
                 f"List Flow Instances {exc.message} in a request with type {type}, "
@@ -376,30 +234,32 @@ class EnOSClient:
         params: Mapping[str, str],
         body: Mapping[str, Any] | None = None,
     ) -> Any:
+        payload = orjson.dumps(body) if body is not None else None
+        url = f"{self.config.base_url}{path}?{urlencode(sorted(params.items()))}"
+        content = {"Content-Type": "application/json"} if payload is not None else {}
+
+        def exchange(signed: dict[str, str]) -> Any:
+            self.stats.add("calls")
+            return self._exchange(method, url, {**signed, **content}, payload)
+
         policy = self.fetch_config
         deadline = self._clock() + policy.deadline_s
         attempt = 0
-        renewed = False
         while True:
             attempt += 1
             deadline += self.health.wait()  # an outage is the run's, not this call's time
             try:
                 with self._slots:
                     self.limiter.acquire()
-                    data = self._send(method, path, params, body)
+                    data = self.auth.send(params, payload, exchange)
             except GatewayUnreachableError as exc:
                 self.health.on_unreachable(exc)
                 attempt -= 1
                 continue
             except TokenExpiredError as exc:
-                # The first expiry is routine: renew and repeat for free. Fresh tokens
-                # expiring again count as failed attempts, and a gateway that rejects
-                # every fresh token is an authentication problem.
-                self.stats.add("token_expired")
-                if not renewed:
-                    renewed = True
-                    attempt -= 1
-                    continue
+                # A freshly issued token refused too (another thread's renewal may have
+                # crossed ours): a failed attempt. A gateway that refuses every fresh
+                # token has an authentication problem.
                 if attempt >= policy.max_attempts:
                     raise AuthError(
                         "the gateway keeps rejecting freshly issued access tokens"
@@ -436,35 +296,16 @@ class EnOSClient:
         with self._rng_lock:
             return self._rng.uniform(0, cap)
 
-    def _send(
-        self,
-        method: Method,
-        path: str,
-        params: Mapping[str, str],
-        body: Mapping[str, Any] | None,
-    ) -> Any:
-        payload = orjson.dumps(body) if body is not None else None
-        token = self.tokens.get()
-        stamp = int(self._wall() * 1000)
-        headers = {
-            "apim-accesstoken": token,
-            "apim-timestamp": str(stamp),
-            "apim-signature": signature(token, params, payload, stamp, self.config.app_secret),
-        }
-        if payload is not None:
-            headers["Content-Type"] = "application/json"
-        url = f"{self.config.base_url}{path}?{urlencode(sorted(params.items()))}"
-        self.stats.add("calls")
-        response = self._http(method, url, headers, payload)
-        try:
-            return self._classify(response)
-        except TokenExpiredError:
-            self.tokens.invalidate(token)
-            raise
+    def _request_token(self, body: bytes) -> Any:
+        self.stats.add("tokens_fetched")
+        url = f"{self.config.base_url}{TOKEN_PATH}"
+        return self._exchange("POST", url, {"Content-Type": "application/json"}, body)
 
-    def _http(
+    def _exchange(
         self, method: Method, url: str, headers: Mapping[str, str], payload: bytes | None
-    ) -> Answer:
+    ) -> Any:
+        """Send one request and classify its answer, telling gateway health whether the
+        gateway answered."""
         sent_at = self._clock()
         try:
             answer = self.transport.send(method, url, headers, payload)
@@ -474,41 +315,11 @@ class EnOSClient:
             self.health.on_no_answer()
             raise
         self.health.on_answer(sent_at)
-        return answer
-
-    def _classify(self, answer: Answer) -> Any:
         try:
-            body = orjson.loads(answer.content) if answer.content else None
-        except orjson.JSONDecodeError:
-            if 200 <= answer.status < 300:
-                raise TransientApiError(
-                    "malformed answer: the body is not valid JSON", http_status=answer.status
-                ) from None
-            body = None  # an error page; the status code says enough
-        return classify(answer.status, body, headers=answer.headers, now=self._wall)
-
-    def _fetch_token(self) -> tuple[str, float]:
-        self.stats.add("tokens_fetched")
-        stamp = int(self._wall() * 1000)
-        body = {
-            "appKey": self.config.app_key,
-            "encryption": token_encryption(self.config.app_key, stamp, self.config.app_secret),
-            "timestamp": stamp,
-        }
-        response = self._http(
-            "POST",
-            f"{self.config.base_url}{TOKEN_PATH}",
-            {"Content-Type": "application/json"},
-            orjson.dumps(body),
-        )
-        data = self._classify(response)
-        if not isinstance(data, Mapping) or not data.get("accessToken"):
-            raise TransientApiError("malformed token answer: no accessToken")
-        try:
-            lifetime = float(data.get("expire", 7200))
-        except (TypeError, ValueError):
-            lifetime = 7200.0
-        return str(data["accessToken"]), max(lifetime, 1.0)
+            return classify(answer, now=self._wall)
+        except TokenExpiredError:
+            self.stats.add("token_expired")
+            raise
 
 
-__all__ = ["SORT_FIELD", "ClientStats", "EnOSClient", "classify", "flow_insts", "parse_retry_after"]
+__all__ = ["SORT_FIELD", "ClientStats", "EnOSClient"]

@@ -1,11 +1,12 @@
-"""How bytes reach the gateway: a pooled urllib3 transport, or a ``requests.Session``.
+"""How bytes reach the gateway: the :class:`Transport` seam, and its two implementations.
 
-The pooled transport is the default because it is what keeps the per-call cost low:
-measured on loopback, one signed Get Flow Instance costs about 270 µs of client CPU
-through urllib3's pool and about 700-900 µs through ``requests`` (whose per-request
-environment and hook handling dominate). A ``requests.Session`` is used when one is
-injected (tests mount requests-mock on it) and when the environment names a proxy for
-the gateway, which requests handles fully.
+A client takes any object with :class:`Transport`'s two methods (tests give it one that
+answers from memory). Without one, it uses :class:`PooledTransport`, whose per-call cost
+is lowest: measured on loopback, one signed Get Flow Instance costs about 270 µs of
+client CPU through urllib3's pool and about 700-900 µs through ``requests`` (whose
+per-request environment and hook handling dominate). :class:`SessionTransport` carries
+a ``requests.Session`` the user brings (proxies, adapters, requests-mock), or one of its
+own when the environment names a proxy for the gateway, which requests handles fully.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
+from extractor.config import GatewayConfig
 from extractor.errors import ApiError, FatalApiError, GatewayUnreachableError, TransientApiError
 
 
@@ -46,18 +48,16 @@ class Transport(Protocol):
 class PooledTransport:
     """Keep-alive connections from a urllib3 pool sized for the worker threads."""
 
-    def __init__(
-        self, *, pool_size: int, timeout_s: float, verify: bool, ca_bundle: str | None
-    ) -> None:
+    def __init__(self, config: GatewayConfig, *, pool_size: int) -> None:
+        self._timeout_s = timeout_s = config.timeout_s
         self._timeout = urllib3.Timeout(connect=_connect_timeout(timeout_s), read=timeout_s)
         self._pool = urllib3.PoolManager(
             num_pools=4,
             maxsize=pool_size,
             block=False,
-            cert_reqs="CERT_REQUIRED" if verify else "CERT_NONE",
-            ca_certs=(ca_bundle or certifi.where()) if verify else None,
+            cert_reqs="CERT_REQUIRED" if config.verify_tls else "CERT_NONE",
+            ca_certs=(config.ca_bundle or certifi.where()) if config.verify_tls else None,
         )
-        self._timeout_s = timeout_s
 
     def send(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None) -> Answer:
         try:
@@ -79,16 +79,14 @@ class PooledTransport:
 
 
 class SessionTransport:
-    """A ``requests.Session``: injected for tests, or for a proxied gateway."""
+    """A ``requests.Session``: the user's own, or one of ours for a proxied gateway.
+
+    A session given is used as it is (its proxies, adapters and TLS settings) and left
+    open; one made here is set up from ``config`` and closed with the transport.
+    """
 
     def __init__(
-        self,
-        session: requests.Session | None,
-        *,
-        pool_size: int,
-        timeout_s: float,
-        verify: bool,
-        ca_bundle: str | None,
+        self, config: GatewayConfig, *, pool_size: int, session: requests.Session | None = None
     ) -> None:
         self._owns = session is None
         self.session = session or requests.Session()
@@ -96,8 +94,9 @@ class SessionTransport:
             adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
             self.session.mount("http://", adapter)
             self.session.mount("https://", adapter)
-            self.session.verify = (ca_bundle or True) if verify else False
-        self._timeout_s = timeout_s
+            self.session.verify = (config.ca_bundle or True) if config.verify_tls else False
+            self.session.proxies.update(config.proxies)
+        self._timeout_s = config.timeout_s
 
     def send(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None) -> Answer:
         try:
@@ -107,6 +106,7 @@ class SessionTransport:
                 headers=headers,
                 data=body,
                 timeout=(_connect_timeout(self._timeout_s), self._timeout_s),
+                allow_redirects=False,
             )
         except (requests.exceptions.RequestException, OSError) as exc:
             raise translate(exc, self._timeout_s) from exc

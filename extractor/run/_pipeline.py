@@ -130,15 +130,6 @@ def extract(
     return FlowFrames.concat(collector.parts)
 
 
-def resolve_timezone(client: EnOSClient, source_tz: tzinfo | None) -> tzinfo:
-    """The zone of the gateway's naive timestamps: configured, else asked of the gateway."""
-    if source_tz is not None:
-        return source_tz
-    if client.config.timezone:
-        return parse_timezone(client.config.timezone)
-    return client.get_timezone()
-
-
 def run_extract(
     ids: Iterable[Item],
     *,
@@ -164,7 +155,8 @@ def run_extract(
     if not description or len(stores) != len(destinations):
         stores = []  # resume needs a run key and state in every destination
     try:
-        tz = resolve_timezone(client, source_tz)
+        # The zone of the gateway's naive timestamps: given, configured, else asked.
+        tz = source_tz or client.config.timezone or client.get_timezone()
     except ApiError as exc:
         report.fatal_error = f"cannot start: {exc.message}"
         _progress(report, client, on_progress)
