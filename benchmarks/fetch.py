@@ -41,7 +41,7 @@ from typing import Any
 
 from extractor.config import FetchConfig, GatewayConfig
 from extractor.gateway._client import EnOSClient
-from extractor.load._destinations import ParquetDestination, SqlDestination
+from extractor.load import ParquetDestination, SqlDestination
 from extractor.load._parquet_files import data_files
 from extractor.run._discovery import Detail
 from extractor.run._pipeline import Destination, run_extract

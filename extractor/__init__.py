@@ -15,6 +15,10 @@ from typing import TYPE_CHECKING
 from extractor._lazy import exports
 
 _HOMES: dict[str, str] = {
+    "create_views": "extractor.load",
+    "compact_parquet": "extractor.load",
+    "SqlDestination": "extractor.load",
+    "ParquetDestination": "extractor.load",
     "TABLES": "extractor.tables._schema",
     "TABLES_BY_NAME": "extractor.tables._schema",
     "Answer": "extractor.gateway._transport",
@@ -68,14 +72,18 @@ __all__ = [
     "LoadError",
     "LoadResult",
     "NotFoundError",
+    "ParquetDestination",
     "PermanentApiError",
     "RecordError",
     "RunReport",
+    "SqlDestination",
     "ThrottledError",
     "TransientApiError",
     "Transport",
     "WriteMode",
+    "compact_parquet",
     "create_ddl",
+    "create_views",
     "extract",
     "flatten",
     "load_gateway_config",
@@ -112,8 +120,12 @@ if TYPE_CHECKING:
     from extractor.gateway._transport import Answer, Transport
     from extractor.load import (
         LoadResult,
+        ParquetDestination,
+        SqlDestination,
         WriteMode,
+        compact_parquet,
         create_ddl,
+        create_views,
         read_parquet,
         read_sql,
         write_parquet,

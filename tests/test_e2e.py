@@ -752,4 +752,5 @@ def test_without_max_rps_the_run_finds_the_gateway_limit(tmp_path: Path) -> None
     figures = json.loads(report.read_text())
     assert figures["ids"]["loaded"] == len(ids)
     assert figures["throttled_answers"] / calls <= 0.10, figures
-    assert figures["instances_per_s"] >= 20, figures
+    # How close to the limit the run settles is a figure (benchmarks/fetch.py --case
+    # throttle), not a test: it depends on what else the machine is doing.

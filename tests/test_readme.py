@@ -18,6 +18,7 @@ import pytest
 
 import extractor
 from extractor.cli._arguments import parser
+from extractor.simulator import build_simulator
 from extractor.tables import markdown_reference
 
 README = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
@@ -124,3 +125,41 @@ def test_help_starts_without_the_heavy_libraries() -> None:
     )
     assert done.stdout.strip() == "[]"
     assert extractor.flatten.__module__ == "extractor.run._pipeline", "a function, not a module"
+
+
+PYTHON_BLOCKS = re.findall(r"```python\n(.*?)```", README, re.DOTALL)
+
+
+def _quick_start_env(url: str) -> dict[str, str]:
+    """The ``ENOS_*`` variables of the quick start's simulator block, pointed at ``url``."""
+    block = README.split("Against the bundled simulator", 1)[1].split("```sh\n", 1)[1]
+    variables = dict(re.findall(r"(ENOS_\w+)=(\S+)", block.split("```", 1)[0]))
+    return variables | {"ENOS_GATEWAY": url}
+
+
+@pytest.mark.parametrize("index", range(len(PYTHON_BLOCKS)))
+def test_python_blocks_run_as_written(index: int, tmp_path: Path) -> None:
+    """Each Python block of the README, as a script, against what `simulate` serves."""
+    assert len(PYTHON_BLOCKS) == 2, "a new block needs its checks here"
+    with build_simulator() as sim:  # the defaults of `enos-flows simulate`
+        env = {**os.environ, **_quick_start_env(sim.url)}
+        result = subprocess.run(
+            [sys.executable, "-c", PYTHON_BLOCKS[index]],
+            check=False,
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    assert result.returncode == 0, result.stderr
+    if index == 0:
+        assert "exit code 0" in result.stdout
+        assert "2019-08-06 09:32:00" in result.stdout and "2019-08-07 09:32:00" in result.stdout
+        with contextlib.closing(sqlite3.connect(tmp_path / "warehouse.sqlite")) as db:
+            loaded = db.execute("SELECT count(*) FROM flow_instances").fetchone()[0]
+            views = db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'view'")
+            assert loaded > 3 and views.fetchone()[0] > 0
+        assert any((tmp_path / "lake" / "flow_instances").glob("cal_dt=*/part-0.parquet"))
+    else:
+        assert result.stdout.strip() == "2 calls"  # ENOS_TIMEZONE spares the zone call

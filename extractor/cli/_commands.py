@@ -36,7 +36,7 @@ def terminate(signum: int, frame: object) -> None:
 
 
 def _destinations(args: argparse.Namespace) -> list[Destination]:
-    from extractor.load._destinations import ParquetDestination, SqlDestination
+    from extractor.load import ParquetDestination, SqlDestination
 
     if args.db_schema and not args.db:
         raise ConfigError("--schema names a schema of the --db database; SQLite has none")

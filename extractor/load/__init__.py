@@ -1,4 +1,10 @@
-"""Write flow frames to SQL databases and Parquet datasets.
+"""Destinations: SQL databases and Parquet datasets, one object per backend.
+
+:class:`SqlDestination` writes to any database SQLAlchemy reaches (PostgreSQL by COPY,
+SQLite by cached inserts), :class:`ParquetDestination` stages batches into hive
+datasets and compacts them at the end of a run; each keeps its run state (``_state``)
+and answers the queries a sync needs. ``_ddl`` derives the DDL from the schema and
+``_views`` creates the BI views.
 
 >>> from extractor.load import LoadResult
 >>> LoadResult(rows_written={"flow_instances": 2, "task_instances": 5}).total_rows
@@ -15,13 +21,15 @@ _HOMES: dict[str, str] = {
     "DEFAULT_CHUNK_SIZE": "extractor.load._sql",
     "CompactResult": "extractor.load._parquet_compact",
     "LoadResult": "extractor.load._loader",
-    "Loader": "extractor.load._loader",
-    "ParquetLoader": "extractor.load._parquet",
-    "SqlLoader": "extractor.load._sql",
+    "Moving": "extractor.load._state",
+    "ParquetDestination": "extractor.load._parquet",
+    "SqlDestination": "extractor.load._sql",
+    "StateStore": "extractor.load._state",
     "WriteMode": "extractor.load._loader",
     "compact_parquet": "extractor.load._parquet",
     "connect": "extractor.load._sql",
     "create_ddl": "extractor.load._ddl",
+    "create_views": "extractor.load._views",
     "parquet_partitioning": "extractor.load._parquet",
     "read_parquet": "extractor.load._parquet",
     "read_sql": "extractor.load._sql",
@@ -34,13 +42,15 @@ __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "CompactResult",
     "LoadResult",
-    "Loader",
-    "ParquetLoader",
-    "SqlLoader",
+    "Moving",
+    "ParquetDestination",
+    "SqlDestination",
+    "StateStore",
     "WriteMode",
     "compact_parquet",
     "connect",
     "create_ddl",
+    "create_views",
     "parquet_partitioning",
     "read_parquet",
     "read_sql",
@@ -52,13 +62,15 @@ __getattr__, __dir__ = exports("extractor.load", _HOMES, globals(), __all__)
 
 if TYPE_CHECKING:
     from extractor.load._ddl import create_ddl
-    from extractor.load._loader import Loader, LoadResult, WriteMode
+    from extractor.load._loader import LoadResult, WriteMode
     from extractor.load._parquet import (
-        ParquetLoader,
+        ParquetDestination,
         compact_parquet,
         parquet_partitioning,
         read_parquet,
         write_parquet,
     )
     from extractor.load._parquet_compact import CompactResult
-    from extractor.load._sql import DEFAULT_CHUNK_SIZE, SqlLoader, connect, read_sql, write_sql
+    from extractor.load._sql import DEFAULT_CHUNK_SIZE, SqlDestination, connect, read_sql, write_sql
+    from extractor.load._state import Moving, StateStore
+    from extractor.load._views import create_views

@@ -1,13 +1,11 @@
-"""What every loader shares: the write modes, the result and the :class:`Loader` protocol."""
+"""What every destination shares: the write modes and the result of a write."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal, Protocol
-
-from extractor.tables._frames import FlowFrames
+from typing import Literal
 
 WriteMode = Literal["append", "replace", "upsert"]
 """How a write treats rows already at the destination.
@@ -41,11 +39,3 @@ class LoadResult:
     def total_rows(self) -> int:
         """Rows written across all tables."""
         return sum(self.rows_written.values())
-
-
-class Loader(Protocol):
-    """A destination that flow frames can be written to."""
-
-    def write(self, frames: FlowFrames, *, mode: WriteMode = "upsert") -> LoadResult:
-        """Write one batch of frames."""
-        ...

@@ -11,9 +11,9 @@ Layout under the destination directory::
     _staging/batch-000000000001-upsert/task_instances.parquet ...     (not yet visible)
     _parquet.lock
 
-A batch costs what its own rows cost: :meth:`ParquetLoader.write` writes one file per
+A batch costs what its own rows cost: :meth:`ParquetDestination.write` writes one file per
 table under ``_staging/`` and commits it with one directory rename. Nothing a reader
-sees changes. :meth:`ParquetLoader.compact` (the end of a run) folds every committed
+sees changes. :meth:`ParquetDestination.compact` (the end of a run) folds every committed
 batch into the visible files, rewriting each partition that gains or loses rows once,
 as one file that replaces the old one with :func:`os.replace`: a reader meets the
 partition wholly before or wholly after, never a row twice (see ``_parquet_compact``
@@ -37,6 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+import sqlalchemy as sa
 
 from extractor.errors import LoadError
 from extractor.load._batch import (
@@ -53,15 +54,18 @@ from extractor.load._parquet_files import (
     PARTITION_COLUMN,
     data_files,
     file_schema,
+    make_dir,
     partition_folders,
     read_files,
     write_file,
 )
 from extractor.load._parquet_index import PartitionIndex, claim_key
 from extractor.load._parquet_store import StagedBatch, Store, since_last_replace
+from extractor.load._state import Moving, StateStore, as_utc
 from extractor.tables._frames import FlowFrames, arrow_schema
 from extractor.tables._schema import DATA_TABLES, FAILURES, INSTANCES, TABLES_BY_NAME, Table
 
+_STATE_FILE = "_extractor_state.sqlite"
 _STAGED_ROW_GROUPS = 16
 """Row groups per staged file (of at least 1,024 rows): compaction holds one of each file
 at a time, so small ones keep that small, and a big batch is not cut into thousands."""
@@ -76,24 +80,45 @@ def parquet_partitioning() -> ds.Partitioning:
     return ds.partitioning(pa.schema([(PARTITION_COLUMN, pa.date32())]), flavor="hive")
 
 
-class ParquetLoader:
-    """Stages batches of frames under one directory and compacts them into datasets.
+class ParquetDestination:
+    """A directory of Parquet datasets as a destination: batches staged as they come and
+    compacted into the datasets at the end (:meth:`finish`), the run state in a SQLite
+    file beside them, and the queries a sync needs.
 
-    Keep one loader for a run: it remembers which instances the directory holds, so a
-    batch never reads what earlier batches wrote. Other writers may stage batches into
-    the same directory; commits and compactions take turns on a file lock.
+    Keep one destination for a run: it remembers which instances the directory holds,
+    so a batch never reads what earlier batches wrote. Other writers may stage batches
+    into the same directory; commits and compactions take turns on a file lock.
 
     Args:
         path: The destination directory, created if missing.
+        mode: How writes treat rows already there (see :meth:`write`); a ``replace``
+            destination leaves only its own batches, and upserts after its first.
+
+    Raises:
+        ConfigError: Invalid mode.
+        LoadError: The directory cannot be created.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, mode: WriteMode = "upsert") -> None:
         self.path = Path(path)
+        self.mode: WriteMode = check_mode(mode)
+        self.label = str(self.path)
+        make_dir(self.path)
         self._store = Store(self.path)
         self._known: _Known | None = None
+        self._state: StateStore | None = None
 
-    def write(self, frames: FlowFrames, *, mode: WriteMode = "upsert") -> LoadResult:
-        """Stage one batch; readers see it after :meth:`compact`.
+    @property
+    def state(self) -> StateStore:
+        """The run state (resume checkpoints, sync watermarks), in a SQLite file here."""
+        if self._state is None:
+            file = self.path / _STATE_FILE
+            self._state = StateStore(sa.create_engine(f"sqlite:///{file}"), label=str(file))
+        return self._state
+
+    def write(self, frames: FlowFrames, *, mode: WriteMode | None = None) -> LoadResult:
+        """Stage one batch, in the destination's mode unless ``mode`` is given; readers
+        see it after :meth:`compact`.
 
         ``upsert`` replaces every loaded instance's rows wherever they were, including the
         partition it occupied before its ``cal_dt`` changed; ``append`` fails on an
@@ -107,6 +132,10 @@ class ParquetLoader:
                 key is already there.
         """
         started = time.perf_counter()
+        if mode is None:
+            mode = self.mode
+            if mode == "replace":
+                self.mode = "upsert"  # replace empties the datasets once, not every batch
         mode = check_mode(mode)
         batch = prepare_batch(frames, mode)
         known = self._known_now(claims=mode == "append")
@@ -146,6 +175,42 @@ class ParquetLoader:
         """
         return compact(self._store, merge=merge)
 
+    def finish(self) -> None:
+        """Fold the run's staged batches into the visible files."""
+        self.compact()
+
+    def failed_ids(self) -> list[str]:
+        """The IDs in ``failed_instances``."""
+        return [str(v) for v in self._columns(FAILURES, ["instance_id"])[0]]
+
+    def terminal_ids(self, ids: list[str]) -> set[str]:
+        """Which of ``ids`` are loaded in a terminal status (nothing left to fetch)."""
+        if not ids:
+            return set()
+        wanted = ds.field("instance_id").isin(ids) & (ds.field("is_terminal") == True)  # noqa: E712
+        return {str(v) for v in self._columns(INSTANCES, ["instance_id"], wanted)[0]}
+
+    def moving(self) -> dict[str, Moving]:
+        """Instances loaded in a status that can still change (RUNNING, WAIT, ...)."""
+        moving = (ds.field("is_terminal") == False) | ds.field("is_terminal").is_null()  # noqa: E712
+        ids, times, extracted = self._columns(
+            INSTANCES, ["instance_id", "trigger_time", "extracted_at"], moving
+        )
+        return {
+            str(i): Moving(as_utc(t), as_utc(e))
+            for i, t, e in zip(ids, times, extracted, strict=True)
+        }
+
+    def _columns(
+        self, table: Table, columns: list[str], expression: ds.Expression | None = None
+    ) -> list[list[object]]:
+        folder = self.path / table.name
+        if not any(folder.glob("**/*.parquet")):
+            return [[] for _ in columns]
+        dataset = ds.dataset(folder, format="parquet", partitioning="hive")
+        found = dataset.to_table(columns=columns, filter=expression)
+        return [found.column(c).to_pylist() for c in columns]
+
     def _known_now(self, *, claims: bool) -> _Known:
         if self._known is None or (claims and not self._known.has_claims):
             with self._store.locked():
@@ -159,17 +224,17 @@ def write_parquet(
 ) -> LoadResult:
     """Write every table of ``frames`` to Parquet datasets under ``path``, then compact.
 
-    See :meth:`ParquetLoader.write` for the modes. Runs of many batches use one
-    :class:`ParquetLoader` and compact once at the end instead.
+    See :meth:`ParquetDestination.write` for the modes. Runs of many batches use one
+    :class:`ParquetDestination` and compact once at the end instead.
 
     Raises:
         ConfigError: Invalid mode.
         LoadError: The directory cannot be written, an existing file cannot be read or
             holds a column of another type, or (``append``) an instance is already there.
     """
-    loader = ParquetLoader(path)
-    result = loader.write(frames, mode=mode)
-    loader.compact()
+    destination = ParquetDestination(path)
+    result = destination.write(frames, mode=mode)
+    destination.compact()
     return result
 
 
@@ -185,7 +250,7 @@ def compact_parquet(path: str | os.PathLike[str]) -> CompactResult:
     root = Path(path)
     if not root.is_dir():
         raise LoadError(f"no Parquet datasets at {root}: not a directory")
-    return ParquetLoader(root).compact(merge=True)
+    return ParquetDestination(root).compact(merge=True)
 
 
 def read_parquet(path: str | os.PathLike[str]) -> FlowFrames:

@@ -23,8 +23,9 @@ from extractor.load._loader import LoadResult, WriteMode
 from extractor.load._portable import write_portable
 from extractor.load._postgres import write_postgres
 from extractor.load._sqlite import on_sqlite_connect, write_sqlite
+from extractor.load._state import Moving, StateStore, as_utc
 from extractor.tables._frames import FlowFrames, rows_to_arrow
-from extractor.tables._schema import TABLES
+from extractor.tables._schema import FAILURES, INSTANCES, TABLES, Table
 
 DEFAULT_CHUNK_SIZE = 50_000
 """Rows per ``executemany`` call or ``COPY`` buffer."""
@@ -66,12 +67,15 @@ def connect(engine_or_url: Engine | str | URL) -> Engine:
     return engine
 
 
-class SqlLoader:
-    """Writes batches of frames to one database, checking its tables once.
+class SqlDestination:
+    """One SQL database as a destination: its tables, its run state, and the queries a
+    sync needs. Build one per run: it checks the tables once, on the first write.
 
     Args:
         engine_or_url: An engine, or a URL such as ``sqlite:///flows.db``. An engine made
             from a URL here is disposed by :meth:`close`.
+        mode: How writes treat rows already there (see :func:`write_sql`); a ``replace``
+            destination empties the tables on its first write and upserts after.
         schema: Schema to write into, created if missing (not on SQLite).
         table_prefix: Prefix of every table name, e.g. ``enos_``.
         chunk_size: Rows per ``executemany`` call or ``COPY`` buffer.
@@ -85,13 +89,17 @@ class SqlLoader:
         self,
         engine_or_url: Engine | str | URL,
         *,
+        mode: WriteMode = "upsert",
         schema: str | None = None,
         table_prefix: str = "",
         chunk_size: int = DEFAULT_CHUNK_SIZE,
     ) -> None:
         if not isinstance(chunk_size, int) or chunk_size < 1:
             raise ConfigError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+        self.mode: WriteMode = check_mode(mode)
+        self.schema, self.table_prefix = schema, table_prefix
         self._tables = build_tables(schema=schema, table_prefix=table_prefix)
+        self._state: StateStore | None = None
         self._chunk_size = chunk_size
         self._owns_engine = not isinstance(engine_or_url, Engine)
         self.engine = connect(engine_or_url)
@@ -111,7 +119,7 @@ class SqlLoader:
         return dict(self._tables.by_name)
 
     def prepare(self) -> None:
-        """Create the schema and tables, or check and migrate them, once per loader.
+        """Create the schema and tables, or check and migrate them, once per destination.
 
         Raises:
             LoadError: naming the database and the driver's reason.
@@ -127,9 +135,25 @@ class SqlLoader:
                 ensure_tables(conn, self._tables)
             self._is_ready = True
 
-    def write(self, frames: FlowFrames, *, mode: WriteMode = "upsert") -> LoadResult:
-        """Write one batch in one transaction; see :func:`write_sql`."""
+    @property
+    def state(self) -> StateStore:
+        """The run state (resume checkpoints, sync watermarks), in tables beside the
+        data; the data tables are made first, so that the state tables find their schema."""
+        if self._state is None:
+            self.prepare()
+            self._state = StateStore(
+                self.engine, schema=self.schema, table_prefix=self.table_prefix, label=self.label
+            )
+        return self._state
+
+    def write(self, frames: FlowFrames, *, mode: WriteMode | None = None) -> LoadResult:
+        """Write one batch in one transaction, in the destination's mode unless ``mode``
+        is given; see :func:`write_sql`."""
         started = time.perf_counter()
+        if mode is None:
+            mode = self.mode
+            if mode == "replace":
+                self.mode = "upsert"  # replace empties the tables once, not every batch
         mode = check_mode(mode)
         batch = prepare_batch(frames, mode, sort=True)
         with self._connection() as conn:
@@ -166,12 +190,50 @@ class SqlLoader:
                     tables[declared.name] = pa.concat_tables(parts)
         return FlowFrames(tables)  # tables with no rows come out empty
 
+    def finish(self) -> None:
+        """Nothing to do: each batch is committed in its own transaction."""
+
+    def failed_ids(self) -> list[str]:
+        """The IDs in ``failed_instances``."""
+        table = self._existing(FAILURES)
+        if table is None:
+            return []
+        with self._connection() as conn:
+            return list(conn.execute(sa.select(table.c.instance_id)).scalars())
+
+    def terminal_ids(self, ids: list[str]) -> set[str]:
+        """Which of ``ids`` are loaded in a terminal status (nothing left to fetch)."""
+        table = self._existing(INSTANCES)
+        if not ids or table is None:
+            return set()
+        query = sa.select(table.c.instance_id).where(
+            table.c.instance_id.in_(ids), table.c.is_terminal.is_(True)
+        )
+        with self._connection() as conn:
+            return set(conn.execute(query).scalars())
+
+    def moving(self) -> dict[str, Moving]:
+        """Instances loaded in a status that can still change (RUNNING, WAIT, ...)."""
+        table = self._existing(INSTANCES)
+        if table is None:
+            return {}
+        query = sa.select(table.c.instance_id, table.c.trigger_time, table.c.extracted_at).where(
+            sa.or_(table.c.is_terminal.is_(False), table.c.is_terminal.is_(None))
+        )
+        with self._connection() as conn:
+            return {i: Moving(as_utc(t), as_utc(e)) for i, t, e in conn.execute(query)}
+
+    def _existing(self, declared: Table) -> sa.Table | None:
+        table = self._tables[declared.name]
+        with self._connection() as conn:
+            return table if sa.inspect(conn).has_table(table.name, schema=self.schema) else None
+
     def close(self) -> None:
-        """Dispose of the engine if this loader made it."""
+        """Dispose of the engine if this destination made it."""
         if self._owns_engine:
             self.engine.dispose()
 
-    def __enter__(self) -> SqlLoader:
+    def __enter__(self) -> SqlDestination:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -219,10 +281,10 @@ def write_sql(
         LoadError: Unusable URL, unreachable database, incompatible existing column, or
             (``append``) a key already present.
     """
-    with SqlLoader(
+    with SqlDestination(
         engine_or_url, schema=schema, table_prefix=table_prefix, chunk_size=chunk_size
-    ) as loader:
-        return loader.write(frames, mode=mode)
+    ) as destination:
+        return destination.write(frames, mode=mode)
 
 
 def read_sql(
@@ -238,8 +300,8 @@ def read_sql(
         ConfigError: Invalid schema or prefix.
         LoadError: Unusable URL or unreachable database.
     """
-    with SqlLoader(engine_or_url, schema=schema, table_prefix=table_prefix) as loader:
-        return loader.read()
+    with SqlDestination(engine_or_url, schema=schema, table_prefix=table_prefix) as destination:
+        return destination.read()
 
 
 def _choose_writer(dialect: Dialect) -> _Writer:

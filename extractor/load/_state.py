@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import sqlalchemy as sa
 
@@ -18,6 +19,21 @@ from extractor.load._ddl import check_identifier
 from extractor.load._driver_errors import translated
 
 _CHUNK = 500
+
+
+class Moving(NamedTuple):
+    """A loaded instance whose status can still change: when it was triggered, and when
+    it was last fetched (UTC)."""
+
+    trigger_time: datetime | None
+    extracted_at: datetime | None
+
+
+def as_utc(value: object) -> datetime | None:
+    """A time as read back from a destination: SQLite's are naive, and mean UTC."""
+    if not isinstance(value, datetime):
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _state_tables(

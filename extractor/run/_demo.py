@@ -10,8 +10,7 @@ from pathlib import Path
 
 from extractor.config import FetchConfig, GatewayConfig
 from extractor.gateway._client import EnOSClient
-from extractor.load import connect
-from extractor.load._destinations import ParquetDestination, SqlDestination
+from extractor.load import ParquetDestination, SqlDestination, connect
 from extractor.load._views import create_views
 from extractor.run._pipeline import Destination, run_extract
 from extractor.run._sources import discovered

@@ -11,8 +11,7 @@ from typing import Any, Protocol
 from extractor.config import FetchConfig, GatewayConfig, parse_timezone
 from extractor.errors import ApiError, FatalApiError, RecordError
 from extractor.gateway._client import EnOSClient
-from extractor.load._destinations import Moving
-from extractor.load._state import StateStore
+from extractor.load._state import Moving, StateStore
 from extractor.run._fetch import Failed, Fetched, Item, fetch_instances
 from extractor.run._report import RunReport, failure_row, run_key
 from extractor.tables._flattener import flatten_records
@@ -25,9 +24,13 @@ class Destination(Protocol):
     """Where batches go. Writes must be idempotent upserts keyed by instance."""
 
     label: str
-    state: StateStore | None
 
-    def write(self, frames: FlowFrames) -> None: ...
+    @property
+    def state(self) -> StateStore | None:
+        """The run state kept at the destination; None where it keeps none."""
+        ...
+
+    def write(self, frames: FlowFrames) -> object: ...
 
     def finish(self) -> None:
         """Make every batch written so far visible (a no-op where each write already is)."""

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from extractor.config import FetchConfig
 from extractor.errors import ConfigError
 from extractor.gateway._client import EnOSClient
-from extractor.load._destinations import Moving
+from extractor.load._state import Moving
 from extractor.run._discovery import ALL_TYPES, Detail, Window, around, as_items, discover, windows
 from extractor.run._fetch import Item
 from extractor.run._pipeline import Destination, ProgressCallback, run_extract

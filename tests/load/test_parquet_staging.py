@@ -15,7 +15,7 @@ from sample_frames import DAY, NEXT_DAY, failure, graph, make_frames
 
 import extractor.load._parquet_store as store_module
 from extractor.errors import LoadError
-from extractor.load import ParquetLoader, compact_parquet, read_parquet, write_parquet
+from extractor.load import ParquetDestination, compact_parquet, read_parquet, write_parquet
 from extractor.load._parquet_store import Store
 from extractor.tables._frames import FlowFrames
 from extractor.tables._schema import FAILURES, INSTANCES, TASKS
@@ -30,7 +30,7 @@ def data_files(root: Path) -> list[str]:
 def test_a_staged_batch_is_invisible_until_compaction(tmp_path: Path):
     write_parquet(graph("a", ["a1"]), tmp_path)
     before = snapshot(tmp_path)
-    loader = ParquetLoader(tmp_path)
+    loader = ParquetDestination(tmp_path)
 
     loader.write(graph("a", ["a1", "a2"], flow_name="changed"))
     loader.write(graph("b", ["b1"], cal_dt=NEXT_DAY))
@@ -48,7 +48,7 @@ def test_a_staged_batch_is_invisible_until_compaction(tmp_path: Path):
 
 
 def test_many_batches_leave_one_file_per_partition(tmp_path: Path):
-    loader = ParquetLoader(tmp_path)
+    loader = ParquetDestination(tmp_path)
     for n in range(6):
         loader.write(graph(f"i{n}", [f"t{n}"], cal_dt=DAY if n % 2 else NEXT_DAY))
 
@@ -63,7 +63,7 @@ def test_many_batches_leave_one_file_per_partition(tmp_path: Path):
 
 
 def test_the_latest_load_of_an_instance_wins_across_batches(tmp_path: Path):
-    loader = ParquetLoader(tmp_path)
+    loader = ParquetDestination(tmp_path)
     loader.write(graph("a", ["a1", "a2"], flow_name="first"))
     loader.write(graph("a", ["a2"], flow_name="second", cal_dt=NEXT_DAY))  # a1 vanished
     loader.write(graph("b", ["b1"]))
@@ -80,7 +80,7 @@ def test_a_task_claimed_in_a_later_batch_moves_and_a_later_reload_takes_it_back(
     tmp_path: Path,
 ):
     write_parquet(graph("a", ["t1", "t2"], cal_dt=DAY), tmp_path)
-    loader = ParquetLoader(tmp_path)
+    loader = ParquetDestination(tmp_path)
     loader.write(graph("b", ["t2"], cal_dt=NEXT_DAY))
     loader.compact()
     assert task_owners(tmp_path) == {"t1": "a", "t2": "b"}
@@ -98,7 +98,7 @@ def test_compaction_rewrites_only_the_partitions_that_gain_or_lose_rows(tmp_path
     )
     untouched = {k: v for k, v in snapshot(tmp_path).items() if "2025-12-01" in k}
     mtimes = {k: (tmp_path / k).stat().st_mtime_ns for k in untouched}
-    loader = ParquetLoader(tmp_path)
+    loader = ParquetDestination(tmp_path)
     for n in range(3):
         loader.write(graph("a", ["a1", f"a{n + 2}"]))
 
@@ -113,7 +113,7 @@ def test_compaction_rewrites_only_the_partitions_that_gain_or_lose_rows(tmp_path
 
 def test_replace_in_a_later_batch_drops_what_came_before_it(tmp_path: Path):
     write_parquet(graph("old", ["o1"], cal_dt=OLD_DAY), tmp_path)
-    loader = ParquetLoader(tmp_path)
+    loader = ParquetDestination(tmp_path)
     loader.write(graph("a", ["a1"]))
     loader.write(graph("b", ["b1"]), mode="replace")
     loader.write(graph("c", ["c1"], cal_dt=NEXT_DAY))
@@ -127,7 +127,7 @@ def test_replace_in_a_later_batch_drops_what_came_before_it(tmp_path: Path):
 def test_failures_keep_the_latest_and_leave_when_a_later_batch_loads_the_instance(
     tmp_path: Path,
 ):
-    loader = ParquetLoader(tmp_path)
+    loader = ParquetDestination(tmp_path)
     loader.write(make_frames({FAILURES: [failure("a"), failure("b")]}))
     loader.write(make_frames({FAILURES: [failure("b", attempts=6)]}))
     loader.write(graph("a", ["a1"]))
@@ -142,7 +142,7 @@ def test_failures_keep_the_latest_and_leave_when_a_later_batch_loads_the_instanc
 
 
 def test_append_refuses_an_instance_or_a_task_staged_by_an_earlier_batch(tmp_path: Path):
-    loader = ParquetLoader(tmp_path)
+    loader = ParquetDestination(tmp_path)
     loader.write(graph("a", ["a1"]), mode="append")
 
     with pytest.raises(LoadError, match="append into flow_instances"):
@@ -157,7 +157,7 @@ def test_append_refuses_an_instance_or_a_task_staged_by_an_earlier_batch(tmp_pat
 
 def test_instances_replaced_counts_staged_and_visible_instances(tmp_path: Path):
     write_parquet(graph("a", ["a1"]), tmp_path)
-    loader = ParquetLoader(tmp_path)
+    loader = ParquetDestination(tmp_path)
 
     assert loader.write(graph("b", ["b1"])).instances_replaced == 0
     both = FlowFrames.concat([graph("a", ["a1"]), graph("b", ["b1"])])
@@ -165,7 +165,7 @@ def test_instances_replaced_counts_staged_and_visible_instances(tmp_path: Path):
 
 
 def test_two_writers_into_one_directory_both_land_and_the_later_batch_wins(tmp_path: Path):
-    first, second = ParquetLoader(tmp_path), ParquetLoader(tmp_path)
+    first, second = ParquetDestination(tmp_path), ParquetDestination(tmp_path)
     first.write(graph("a", ["a1"], flow_name="first writer"))
     second.write(graph("b", ["b1"]))
     second.write(graph("a", ["a1"], flow_name="second writer"))
@@ -185,7 +185,7 @@ def test_a_committed_compaction_that_crashed_is_finished_by_the_next_writer(
 ):
     write_parquet(graph("a", ["a1"]), tmp_path)
     before = snapshot(tmp_path)
-    loader = ParquetLoader(tmp_path)
+    loader = ParquetDestination(tmp_path)
     loader.write(graph("a", ["a2"], cal_dt=NEXT_DAY))
 
     def crash(self: Store) -> None:
@@ -198,7 +198,7 @@ def test_a_committed_compaction_that_crashed_is_finished_by_the_next_writer(
     assert snapshot(tmp_path) == before
     assert (tmp_path / "_staging" / "compaction" / "manifest.json").exists()
 
-    ParquetLoader(tmp_path).write(graph("b", ["b1"]))  # recovers first
+    ParquetDestination(tmp_path).write(graph("b", ["b1"]))  # recovers first
 
     assert task_owners(tmp_path) == {"a2": "a"}
     assert not (tmp_path / "_staging" / "compaction").exists()
@@ -211,7 +211,7 @@ def test_a_compaction_stopped_between_two_partitions_shows_no_key_twice(
     # partitions that gain keys must be swapped after those that lose them.
     both = [graph("a", ["a1"], cal_dt=NEXT_DAY), graph("b", ["b1"], cal_dt=NEXT_DAY)]
     write_parquet(FlowFrames.concat([*both, graph("c", ["c1", "c2"], cal_dt=NEXT_DAY)]), tmp_path)
-    loader = ParquetLoader(tmp_path)
+    loader = ParquetDestination(tmp_path)
     loader.write(FlowFrames.concat([graph("a", ["a1"]), graph("d", ["c2", "d1"])]))
     real_move, moves, allowed = store_module._move, 0, 0
 
@@ -290,7 +290,7 @@ def test_compact_of_a_missing_directory_fails_clearly(tmp_path: Path):
 
 
 def test_read_parquet_never_reads_staged_rows(tmp_path: Path):
-    loader = ParquetLoader(tmp_path)
+    loader = ParquetDestination(tmp_path)
     loader.write(graph("a", ["a1"]))
 
     back = read_parquet(tmp_path)
@@ -305,7 +305,7 @@ def test_the_compact_command_folds_staged_batches_and_merges_files(tmp_path: Pat
     folder = tmp_path / TASKS.name / "cal_dt=2026-01-31"
     extra = pq.read_table(folder / "part-0.parquet")
     pq.write_table(extra.set_column(0, "task_inst_id", [["x1"]]), folder / "by-hand.parquet")
-    ParquetLoader(tmp_path).write(graph("b", ["b1"], cal_dt=NEXT_DAY))  # a run that died
+    ParquetDestination(tmp_path).write(graph("b", ["b1"], cal_dt=NEXT_DAY))  # a run that died
 
     done = subprocess.run(
         [sys.executable, "-m", "extractor", "compact", "--parquet", str(tmp_path)],

@@ -30,7 +30,7 @@ from sample_frames import (
 
 import extractor.load._sql as sql_module
 from extractor.errors import ConfigError, LoadError
-from extractor.load import SqlLoader, create_ddl, read_sql, write_sql
+from extractor.load import SqlDestination, create_ddl, read_sql, write_sql
 from extractor.load._ddl import build_tables
 from extractor.load._portable import write_portable
 from extractor.tables._frames import FlowFrames
@@ -415,7 +415,7 @@ def test_an_unknown_mode_is_a_config_error(sqlite_memory_engine: sa.Engine):
 
 
 def test_a_loader_writes_many_batches_on_one_engine(database_engine: sa.Engine, write_path: str):
-    with SqlLoader(database_engine, chunk_size=2) as loader:
+    with SqlDestination(database_engine, chunk_size=2) as loader:
         loader.write(graph("inst-1", ["a", "b", "c", "d", "e"]))
         loader.write(graph("inst-2", ["f"], cal_dt=NEXT_DAY))
 
