@@ -140,8 +140,8 @@ def parser() -> argparse.ArgumentParser:
     views = sub.add_parser(
         "views",
         help="create or replace the BI views in a database",
-        description="Create or replace the BI views (extractor/sql/views_*.sql) over loaded tables "
-        "with their default names, in SQLite or PostgreSQL.",
+        description="Create or replace the BI views (extractor/load/sql/views_*.sql) over "
+        "loaded tables with their default names, in SQLite or PostgreSQL.",
     )
     views.add_argument("--sqlite", metavar="PATH", help="SQLite database file")
     views.add_argument("--db", metavar="URL", help="PostgreSQL URL")

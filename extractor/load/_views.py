@@ -1,6 +1,6 @@
 """BI-ready views over the declared tables, for SQLite and PostgreSQL.
 
-The SQL lives in ``extractor/sql/views_<dialect>.sql``, shipped with the package; the
+The SQL lives in ``extractor/load/sql/views_<dialect>.sql``, shipped with the package; the
 repository's ``sql/`` directory links to the same files for readers. The files name the
 tables and views without a prefix or schema; for tables loaded with ``table_prefix`` or
 ``schema``, every table and view name is rewritten to carry them too.

@@ -4,7 +4,7 @@
 -- first load. Re-running it replaces every view in place (CREATE OR REPLACE keeps grants
 -- and views built on these); a future change that renames, retypes or reorders a view's
 -- columns must drop that view first. The views read the default table names in the
--- search_path (no table_prefix). sql/views_sqlite.sql defines the same views, column for
+-- search_path (no table_prefix). views_sqlite.sql defines the same views, column for
 -- column, with the same numbers.
 --
 -- Conventions shared by every view:
@@ -65,7 +65,7 @@ LEFT JOIN flow_names AS n ON n.flow_id = c.flow_id;
 -- with the n values sorted ascending and indexed from 0, position = p * (n - 1),
 -- lower = floor(position), weight = position - lower, and
 -- result = v[lower] + weight * (v[lower + 1] - v[lower]), or v[lower] when weight is 0.
--- sql/views_sqlite.sql computes the same formula in the same order of operations.
+-- views_sqlite.sql computes the same formula in the same order of operations.
 CREATE OR REPLACE VIEW v_flow_timing AS
 WITH flow_names AS (
     SELECT flow_id, flow_name

@@ -2,7 +2,7 @@
 --
 -- Install with extractor.views.create_views(engine), or run this file with the sqlite3
 -- shell after the first load. Re-running it replaces every view. The views read the
--- default table names (no table_prefix). sql/views_postgresql.sql defines the same views,
+-- default table names (no table_prefix). views_postgresql.sql defines the same views,
 -- column for column, with the same numbers.
 --
 -- Conventions shared by every view:
