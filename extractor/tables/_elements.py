@@ -136,6 +136,10 @@ def edge_of(relation: Any) -> tuple[str, str] | None:
     >>> edge_of({"a": 1}) is None
     True
     """
+    if type(relation) is dict:  # the spelling seen most, checked first: one per task
+        source, target = relation.get("source"), relation.get("target")
+        if type(source) is str and type(target) is str and source and target:
+            return source, target
     pair: tuple[Any, Any] | None = None
     if isinstance(relation, (dict, Mapping)):
         for a, b in EDGE_SPELLINGS:

@@ -148,7 +148,14 @@ class Rows:
         return len(self.instances)
 
     def _mark(self) -> tuple[int, ...]:
-        return tuple(len(columns) for columns in self.by_table().values())
+        return (
+            len(self.instances),
+            len(self.tasks),
+            len(self.dependencies),
+            len(self.relations),
+            len(self.parameters),
+            len(self.quarantine),
+        )
 
     def _take_back(self, mark: tuple[int, ...]) -> None:
         """Drop the rows added since ``mark``: the instance they came from is rejected."""
