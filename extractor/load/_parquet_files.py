@@ -152,13 +152,6 @@ def write_arrow(data: pa.Table, path: Path) -> None:
         raise LoadError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
-def read_arrow(path: Path) -> pa.Table:
-    try:
-        return feather.read_table(path, memory_map=False)
-    except (OSError, pa.ArrowException) as exc:
-        raise LoadError(f"cannot read {path}: {exc}") from exc
-
-
 def row_count(files: list[Path]) -> int:
     """Rows in these Parquet files, from their footers."""
     try:

@@ -41,11 +41,6 @@ _PANDAS_TYPES: Mapping[pa.DataType, Any] = {
 }
 
 
-def arrow_type(logical: LogicalType) -> pa.DataType:
-    """Return the Arrow type that stores a declared logical type."""
-    return _ARROW_TYPES[logical]
-
-
 def arrow_schema(table: Table) -> pa.Schema:
     """Return the Arrow schema of a declared table, with keys and descriptions as metadata."""
     fields = [
