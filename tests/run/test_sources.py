@@ -38,7 +38,9 @@ def write(path: Path, content: bytes) -> str:
         pytest.param(b"", [], id="empty"),
     ],
 )
-def test_from_file_reads_ids_and_counts_them(tmp_path: Path, content: bytes, ids: list[str]) -> None:
+def test_from_file_reads_ids_and_counts_them(
+    tmp_path: Path, content: bytes, ids: list[str]
+) -> None:
     source = from_file(write(tmp_path / "ids.txt", content))
     assert list(source.ids) == ids
     assert source.total == len(ids)
