@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from fakes import FakeTime, FakeTransport, Sent, ok
@@ -91,8 +91,9 @@ class Gateway(FakeTransport):
         return sum(1 for r in self.sent if r.params.get("action") == "search")
 
 
-def client_on(gateway: Gateway, **fetch: Any) -> EnOSClient:
-    """A client on ``gateway`` whose naive times are UTC, on a clock that never waits."""
+def client_on(gateway: Gateway, *, timezone: tzinfo | None = UTC, **fetch: Any) -> EnOSClient:
+    """A client on ``gateway`` whose naive times are in ``timezone`` (None: ask the
+    gateway), on a clock that never waits."""
     fake_time = FakeTime()
     config = GatewayConfig(
         base_url="https://gateway.test",
@@ -100,7 +101,7 @@ def client_on(gateway: Gateway, **fetch: Any) -> EnOSClient:
         app_secret="secret-1",
         org_id="o1",
         user_id="u1",
-        timezone=UTC,
+        timezone=timezone,
     )
     return EnOSClient(
         config,
