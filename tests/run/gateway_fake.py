@@ -87,8 +87,13 @@ class Gateway(FakeTransport):
             if r.path == INSTANCES and r.params.get("action") == "get"
         ]
 
-    def searches(self) -> int:
-        return sum(1 for r in self.sent if r.params.get("action") == "search")
+    def searches(self) -> list[dict[str, Any]]:
+        """The bodies of the List Flow Instances requests, in order."""
+        return [
+            r.json()
+            for r in self.sent
+            if r.path == INSTANCES and r.params.get("action") == "search"
+        ]
 
 
 def client_on(gateway: Gateway, *, timezone: tzinfo | None = UTC, **fetch: Any) -> EnOSClient:
