@@ -10,7 +10,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
-from pyarrow import feather
 
 from extractor.errors import LoadError
 from extractor.frames import arrow_schema
@@ -145,20 +144,6 @@ def write_partitions(data: pa.Table, root: Path) -> set[str]:
         return set(pool.map(write, range(len(bounds) - 1)))
 
 
-def write_arrow(data: pa.Table, path: Path) -> None:
-    try:
-        feather.write_feather(data, path, compression="uncompressed")
-    except OSError as exc:
-        raise LoadError(f"cannot write {path}: {exc.strerror or exc}") from exc
-
-
-def read_arrow(path: Path) -> pa.Table:
-    try:
-        return feather.read_table(path, memory_map=False)
-    except (OSError, pa.ArrowException) as exc:
-        raise LoadError(f"cannot read {path}: {exc}") from exc
-
-
 def row_count(files: list[Path]) -> int:
     """Rows in these Parquet files, from their footers."""
     try:
@@ -170,35 +155,43 @@ def row_count(files: list[Path]) -> int:
 class SortedReader:
     """Reads a Parquet file sorted by partition value, one range of values at a time.
 
-    Each row group is decoded once however many ranges it spans, and only the rows of
-    the current range and one row group are held.
+    Nothing is held between ranges: each range decodes the row groups whose partition
+    statistics reach into it, so memory holds the range's rows and one row group, and a
+    row group that spans two ranges is decoded for each.
     """
 
     def __init__(self, path: Path) -> None:
         try:
             self._file = pq.ParquetFile(path)
+            column = self._file.schema_arrow.get_field_index(PARTITION_COLUMN)
+            meta = self._file.metadata
+            self._spans = [
+                _span(meta.row_group(n).column(column)) for n in range(meta.num_row_groups)
+            ]
         except (OSError, pa.ArrowException) as exc:
             raise LoadError(f"cannot read {path}: {exc}") from exc
         self._path = path
-        self._groups = iter(range(self._file.num_row_groups))
-        self._held = self._file.schema_arrow.empty_table()
+        self._next = 0  # the first row group not yet read whole
+        self._after: str | None = None  # the last value of the previous range
 
     def until(self, last: str) -> pa.Table:
         """The rows after the previous range, up to partition value ``last`` included."""
-        parts = []
-        while True:
-            if not self._held.num_rows:
-                group = next(self._groups, None)
-                if group is None:
-                    break
-                self._held = self._read(group)
-            values = self._held.column(PARTITION_COLUMN)
-            inside = int(pc.sum(pc.less_equal(values, last)).as_py() or 0)
-            parts.append(self._held.slice(0, inside))
-            self._held = self._held.slice(inside)
-            if self._held.num_rows:
+        parts = [self._file.schema_arrow.empty_table()]
+        for group in range(self._next, len(self._spans)):
+            low, high = self._spans[group]
+            if low is not None and low > last:
                 break
-        return pa.concat_tables(parts) if parts else self._file.schema_arrow.empty_table()
+            rows = self._read(group)
+            values = rows.column(PARTITION_COLUMN)
+            inside = pc.less_equal(values, last)
+            if self._after is not None:
+                inside = pc.and_(inside, pc.greater(values, self._after))
+            parts.append(rows.filter(inside))
+            if high is None or high > last:
+                break
+            self._next = group + 1
+        self._after = last
+        return pa.concat_tables(parts)
 
     def close(self) -> None:
         self._file.close()
@@ -208,3 +201,11 @@ class SortedReader:
             return self._file.read_row_group(group)
         except (OSError, pa.ArrowException) as exc:
             raise LoadError(f"cannot read {self._path}: {exc}") from exc
+
+
+def _span(column: pq.ColumnChunkMetaData) -> tuple[str | None, str | None]:
+    """A row group's lowest and highest partition value, or None where unknown."""
+    stats = column.statistics
+    if stats is None or not stats.has_min_max:
+        return None, None
+    return str(stats.min), str(stats.max)
