@@ -18,7 +18,7 @@ loaded the instance, so children that vanished on a re-load go too; a claimable 
 
 from __future__ import annotations
 
-import functools
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,6 +37,7 @@ from extractor.loaders._parquet_files import (
     SortedReader,
     data_files,
     file_schema,
+    make_dir,
     partition_folder,
     partition_folders,
     partition_value,
@@ -53,7 +54,15 @@ from extractor.loaders._parquet_index import (
     index_schema,
     read_index,
 )
-from extractor.loaders._parquet_keys import SEQ, SHARD_ROWS, Matches, Versions, match
+from extractor.loaders._parquet_keys import (
+    SEQ,
+    SHARD_ROWS,
+    Matches,
+    Source,
+    Versions,
+    match,
+    spilled,
+)
 from extractor.loaders._parquet_store import Manifest, StagedBatch, Store, since_last_replace
 from extractor.schema import DATA_TABLES, FAILURES, INSTANCES, Table
 
@@ -85,6 +94,8 @@ class _Run:
     merging: bool
     shard_rows: int
     chunk_cells: int
+    loads: Source
+    spill: Path
 
 
 def compact(
@@ -114,6 +125,8 @@ def compact(
         live = since_last_replace(batches)
         manifest = Manifest(batches=[b.path.name for b in batches])
         with store.open_dir("compaction") as work:
+            spill = work / ".spill"
+            make_dir(spill)
             run = _Run(
                 store.root,
                 work,
@@ -122,6 +135,8 @@ def compact(
                 merging=merge,
                 shard_rows=shard_rows,
                 chunk_cells=chunk_cells,
+                loads=spilled(_staged(live, INSTANCES, "instance_id"), spill / "loads.arrow"),
+                spill=spill,
             )
             parts = []
             for table in DATA_TABLES:
@@ -132,6 +147,7 @@ def compact(
                 manifest.moves += part.moves
                 manifest.removals += part.removals
             _compact_failures(run, manifest)
+            shutil.rmtree(spill)
             store.commit_compaction(work, manifest)
         store.apply_compaction()
     seconds = time.perf_counter() - started
@@ -152,12 +168,11 @@ def _compact_table(run: _Run, table: Table) -> Manifest:
         # A merge reads files added by hand too, which no index names.
         return read_index(root, claim_key=claim, scan=run.merging)
 
-    loads = functools.partial(_staged, run.batches, INSTANCES, "instance_id")
-    loaded = match(loads, index, "instance_id", run.work, run.shard_rows)
+    loaded = match(run.loads, index, "instance_id", run.spill, run.shard_rows)
     claimed = None
     if claim:
-        staged = functools.partial(_staged, run.batches, table, claim)
-        claimed = match(staged, index, claim, run.work, run.shard_rows)
+        staged = spilled(_staged(run.batches, table, claim), run.spill / f"{table.name}.arrow")
+        claimed = match(staged, index, claim, run.spill, run.shard_rows)
     superseded = loaded.gone
     if claimed is not None:  # an entry may be gone both ways
         both = pa.concat_tables([loaded.gone, claimed.gone])
@@ -325,8 +340,7 @@ def _compact_failures(run: _Run, manifest: Manifest) -> None:
     # A failure stays unless a later batch loaded its instance.
     failed = pc.unique(ids)
     loads = pa.concat_tables(
-        part.filter(pc.is_in(part.column("instance_id"), value_set=failed))
-        for part in _staged(run.batches, INSTANCES, "instance_id")
+        part.filter(pc.is_in(part.column("instance_id"), value_set=failed)) for part in run.loads()
     )
     last = loads.group_by("instance_id", use_threads=False).aggregate([(SEQ, "max")])
     loaded_at = pc.take(last.column(f"{SEQ}_max"), pc.index_in(ids, value_set=last.column(0)))

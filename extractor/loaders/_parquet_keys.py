@@ -117,6 +117,29 @@ def match(staged: Source, index: Source, key: str, work: Path, shard_rows: int) 
     )
 
 
+def spilled(parts: Iterator[pa.Table], path: Path) -> Source:
+    """Write a side to an Arrow file once; return a source that reads it back from there."""
+    try:
+        first = next(parts)
+        with pa.ipc.new_file(str(path), first.schema) as writer:
+            writer.write_table(first)
+            for part in parts:
+                writer.write_table(part)
+    except (OSError, pa.ArrowException) as exc:
+        raise LoadError(f"cannot write {path}: {exc}") from exc
+
+    def source() -> Iterator[pa.Table]:
+        try:
+            with pa.ipc.open_file(pa.OSFile(str(path))) as reader:
+                yield reader.schema.empty_table()
+                for n in range(reader.num_record_batches):
+                    yield pa.Table.from_batches([reader.get_batch(n)])
+        except (OSError, pa.ArrowException) as exc:
+            raise LoadError(f"cannot read {path}: {exc}") from exc
+
+    return source
+
+
 def _match_shard(staged: pa.Table, index: pa.Table, key: str) -> Matches:
     keys = staged.column(key).combine_chunks()
     gone = index.filter(pc.is_in(index.column(key), value_set=keys))
