@@ -5,8 +5,8 @@ supersede, or (when merging) when it holds anything but one ``part-0.parquet``. 
 read once, with the staged rows that go to it, and written once as one file. Partitions
 are taken in sorted order, a chunk of them at a time, so memory holds about
 :data:`CHUNK_CELLS` values whatever the number of batches; staged files are sorted by
-partition, so each is read in step with the chunks, only the row groups that reach into
-the chunk. Which visible rows staged keys supersede is found a key range at a time
+partition, so each is read once, in step with the chunks, each file holding its share
+of a chunk between them. Which visible rows staged keys supersede is found a key range at a time
 (``_parquet_keys``), and the index is copied a record batch at a time: nothing holds
 the run's keys, or the dataset's, at once.
 
@@ -66,8 +66,11 @@ from extractor.loaders._parquet_keys import (
 from extractor.loaders._parquet_store import Manifest, StagedBatch, Store, since_last_replace
 from extractor.schema import DATA_TABLES, FAILURES, INSTANCES, Table
 
-CHUNK_CELLS = 1_000_000
-"""Rows times columns of one table read and written at a time (about three batches)."""
+CHUNK_CELLS = 400_000
+"""Rows times columns of one table read and written at a time (about two batches)."""
+
+_MIN_READ_ROWS = 64
+"""Rows decoded at a time from a staged file, however many files a run staged."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -190,8 +193,9 @@ def _compact_table(run: _Run, table: Table) -> Manifest:
         return manifest
     (run.work / table.name).mkdir()
     late: list[tuple[str, str]] = []
-    readers = [(b.seq, SortedReader(b.file(table.name))) for b in run.batches]
     limit = run.chunk_cells // len(table.columns)
+    share = max(_MIN_READ_ROWS, limit // max(len(run.batches), 1))
+    readers = [(b.seq, SortedReader(b.file(table.name), rows=share)) for b in run.batches]
     path = run.work / table.name / INDEX_FILE
     try:
         with pa.ipc.new_file(str(path), schema) as writer:

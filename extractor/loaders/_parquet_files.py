@@ -155,57 +155,43 @@ def row_count(files: list[Path]) -> int:
 class SortedReader:
     """Reads a Parquet file sorted by partition value, one range of values at a time.
 
-    Nothing is held between ranges: each range decodes the row groups whose partition
-    statistics reach into it, so memory holds the range's rows and one row group, and a
-    row group that spans two ranges is decoded for each.
+    The file is decoded once, in record batches of ``rows``, and only the rest of the
+    current record batch is held between ranges; a compaction that reads many files
+    side by side gives each a share of its chunk.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, rows: int) -> None:
         try:
-            self._file = pq.ParquetFile(path)
-            column = self._file.schema_arrow.get_field_index(PARTITION_COLUMN)
-            meta = self._file.metadata
-            self._spans = [
-                _span(meta.row_group(n).column(column)) for n in range(meta.num_row_groups)
-            ]
+            # Buffered reads: a row group's column chunks are not held whole.
+            self._file = pq.ParquetFile(path, buffer_size=1 << 16, pre_buffer=False)
+            self._batches = self._file.iter_batches(batch_size=rows)
         except (OSError, pa.ArrowException) as exc:
             raise LoadError(f"cannot read {path}: {exc}") from exc
         self._path = path
-        self._next = 0  # the first row group not yet read whole
-        self._after: str | None = None  # the last value of the previous range
+        self._held = self._file.schema_arrow.empty_table()
 
     def until(self, last: str) -> pa.Table:
         """The rows after the previous range, up to partition value ``last`` included."""
-        parts = [self._file.schema_arrow.empty_table()]
-        for group in range(self._next, len(self._spans)):
-            low, high = self._spans[group]
-            if low is not None and low > last:
+        parts = [self._held.slice(0, 0)]
+        while True:
+            if not self._held.num_rows:
+                batch = self._next()
+                if batch is None:
+                    break
+                self._held = pa.Table.from_batches([batch])
+            values = self._held.column(PARTITION_COLUMN)
+            inside = int(pc.sum(pc.less_equal(values, last)).as_py() or 0)
+            parts.append(self._held.slice(0, inside))
+            self._held = self._held.slice(inside)
+            if self._held.num_rows:
                 break
-            rows = self._read(group)
-            values = rows.column(PARTITION_COLUMN)
-            inside = pc.less_equal(values, last)
-            if self._after is not None:
-                inside = pc.and_(inside, pc.greater(values, self._after))
-            parts.append(rows.filter(inside))
-            if high is None or high > last:
-                break
-            self._next = group + 1
-        self._after = last
         return pa.concat_tables(parts)
 
     def close(self) -> None:
         self._file.close()
 
-    def _read(self, group: int) -> pa.Table:
+    def _next(self) -> pa.RecordBatch | None:
         try:
-            return self._file.read_row_group(group)
+            return next(self._batches, None)
         except (OSError, pa.ArrowException) as exc:
             raise LoadError(f"cannot read {self._path}: {exc}") from exc
-
-
-def _span(column: pq.ColumnChunkMetaData) -> tuple[str | None, str | None]:
-    """A row group's lowest and highest partition value, or None where unknown."""
-    stats = column.statistics
-    if stats is None or not stats.has_min_max:
-        return None, None
-    return str(stats.min), str(stats.max)

@@ -378,7 +378,7 @@ def test_a_sorted_staged_file_reads_back_range_by_range_across_row_groups(tmp_pa
     )
     rows = pa.table({"n": list(range(len(values))), "cal_dt": values})
     pq.write_table(rows, tmp_path / "staged.parquet", row_group_size=2)
-    reader = SortedReader(tmp_path / "staged.parquet")
+    reader = SortedReader(tmp_path / "staged.parquet", rows=2)
 
     ranges = ["2026-01-01", "2026-01-01", "2026-01-02", "2026-01-09", "__HIVE_DEFAULT_PARTITION__"]
     got = [reader.until(last).column("n").to_pylist() for last in ranges]
