@@ -19,7 +19,8 @@ latency, a time window discovered with List Flow Instances and loaded with --det
 full, then list: instances per second and gateway calls per loaded instance),
 destinations (N IDs over ~700 days, shuffled, into SQLite and then into Parquet with the
 default batch size, each in a child process: instances/s, peak RSS, and for Parquet the
-compaction time and the files left).
+compaction time, the files left and the peak RSS of the loading and of the compaction
+apart). The simulator runs in a process of its own, so no peak counts its population.
 """
 
 from __future__ import annotations
@@ -302,14 +303,22 @@ def write_spread_ids(path: Path, count: int) -> datetime:
 
 
 class _TimedParquet(ParquetDestination):
-    """Times the end-of-run compaction."""
+    """Times the end-of-run compaction and, on Linux, measures its own peak RSS."""
 
     compact_s = 0.0
+    loading_peak_mb = 0.0
+    compact_peak_mb = float("nan")
 
     def finish(self) -> None:
+        self.loading_peak_mb = peak_rss_mb()
+        clear_refs = Path("/proc/self/clear_refs")
+        if clear_refs.exists():
+            clear_refs.write_text("5")  # resets the peak resident set (and ru_maxrss)
         started = time.perf_counter()
         super().finish()
         self.compact_s = time.perf_counter() - started
+        if clear_refs.exists():
+            self.compact_peak_mb = peak_rss_mb()
 
 
 def destination_run(target: str, url: str, ids: Path, out: Path) -> dict[str, Any]:
@@ -323,6 +332,8 @@ def destination_run(target: str, url: str, ids: Path, out: Path) -> dict[str, An
     r.pop("sends")
     r["peak_rss_mb"] = peak_rss_mb()
     if isinstance(dest, _TimedParquet):
+        r["peak_rss_mb"] = max(dest.loading_peak_mb, r["peak_rss_mb"])
+        r["loading_peak_mb"], r["compact_peak_mb"] = dest.loading_peak_mb, dest.compact_peak_mb
         root = out / "parquet"
         tables = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith("_")]
         r["compact_s"] = dest.compact_s
@@ -354,7 +365,9 @@ def case_destinations(tmp: Path, counts: list[int]) -> None:
                 if target == "parquet":
                     extra = (
                         f", compaction {r['compact_s']:.1f} s, {r['files']:,} files in "
-                        f"{r['partitions']:,} partitions"
+                        f"{r['partitions']:,} partitions; peak RSS while batches load "
+                        f"{r['loading_peak_mb']:.0f} MB, during the compaction "
+                        f"{r['compact_peak_mb']:.0f} MB"
                     )
                 print(
                     f"  {count:>9,} IDs into {target:<7} {r['rate']:>6,.0f} inst/s, "

@@ -59,7 +59,7 @@ from extractor.load._parquet_files import (
     read_files,
     write_file,
 )
-from extractor.load._parquet_index import PartitionIndex, claim_key
+from extractor.load._parquet_index import claim_key, read_index
 from extractor.load._parquet_store import StagedBatch, Store, since_last_replace
 from extractor.load._state import Moving, StateStore, as_utc
 from extractor.tables._frames import FlowFrames, arrow_schema
@@ -305,8 +305,8 @@ class _Known:
             key = _key(table)
             parts = [pq.read_table(b.file(table.name), columns=[key]).column(key) for b in live]
             if not any(b.mode == "replace" for b in live):
-                index = PartitionIndex.load(root / table.name, claim_key=claim_key(table))
-                parts.append(index.table.column(key))
+                index = read_index(root / table.name, claim_key=claim_key(table))
+                parts += [entries.column(key) for entries in index]
             chunks = [c for p in parts for c in p.chunks] if parts else []
             keys[table.name] = pa.concat_arrays(chunks) if chunks else pa.array([], pa.string())
         return cls(keys)

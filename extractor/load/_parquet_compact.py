@@ -5,7 +5,10 @@ supersede, or (when merging) when it holds anything but one ``part-0.parquet``. 
 read once, with the staged rows that go to it, and written once as one file. Partitions
 are taken in sorted order, a chunk of them at a time, so memory holds about
 :data:`CHUNK_CELLS` values whatever the number of batches; staged files are sorted by
-partition, so each is read once, in step with the chunks.
+partition, so each is read once, in step with the chunks, each file holding its share
+of a chunk between them. Which visible rows staged keys supersede is found a key range at a time
+(``_parquet_keys``), and the index is copied a record batch at a time: nothing holds
+the run's keys, or the dataset's, at once.
 
 Which row wins: every row carries the sequence number of the batch that loaded it (0
 for the visible files). An instance's rows survive only from the latest batch that
@@ -15,7 +18,9 @@ loaded the instance, so children that vanished on a re-load go too; a claimable 
 
 from __future__ import annotations
 
+import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,25 +36,41 @@ from extractor.load._parquet_files import (
     SortedReader,
     data_files,
     file_schema,
+    make_dir,
     partition_folder,
     partition_folders,
     partition_value,
     read_files,
     row_count,
     text_partitioning,
-    write_arrow,
     write_file,
     write_partitions,
 )
-from extractor.load._parquet_index import INDEX_FILE, PartitionIndex, claim_key
+from extractor.load._parquet_index import (
+    INDEX_FILE,
+    claim_key,
+    entries,
+    index_schema,
+    read_index,
+)
+from extractor.load._parquet_keys import (
+    SEQ,
+    SHARD_ROWS,
+    Matches,
+    Source,
+    Versions,
+    match,
+    spilled,
+)
 from extractor.load._parquet_store import Manifest, StagedBatch, Store, since_last_replace
 from extractor.tables._frames import arrow_schema
 from extractor.tables._schema import DATA_TABLES, FAILURES, INSTANCES, Table
 
-CHUNK_CELLS = 1_000_000
-"""Rows times columns of one table read and written at a time (about three batches)."""
+CHUNK_CELLS = 400_000
+"""Rows times columns of one table read and written at a time (about two batches)."""
 
-_SEQ = "__seq"
+_MIN_READ_ROWS = 64
+"""Rows decoded at a time from a staged file, however many files a run staged."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,57 +89,32 @@ class CompactResult:
 
 
 @dataclass(frozen=True)
-class Versions:
-    """The keys staged by more than one batch, with the latest of those batches.
-
-    Most keys are staged once; leaving them out keeps each chunk's lookups the size of
-    the re-loads rather than of the run.
-
-    Attributes:
-        keys: Every distinct key staged.
-        repeated: The keys staged more than once.
-        latest: The latest batch of each of ``repeated``.
-    """
-
-    keys: pa.Array
-    repeated: pa.Array
-    latest: pa.Array
-
-    @classmethod
-    def of_staged(
-        cls, keys: pa.ChunkedArray | pa.Array, seqs: pa.ChunkedArray | pa.Array
-    ) -> Versions:
-        counts = pc.value_counts(keys)
-        distinct, times = counts.field("values"), counts.field("counts")
-        repeated = distinct.filter(pc.greater(times, 1))
-        if not len(repeated):  # the usual run: every key loaded once
-            return cls(distinct, repeated, pa.array([], pa.int64()))
-        again = pc.is_in(keys, value_set=repeated)
-        table = pa.table({"k": keys, "s": seqs}).filter(again)
-        latest = table.group_by("k", use_threads=False).aggregate([("s", "max")])
-        return cls(
-            distinct, latest.column("k").combine_chunks(), latest.column("s_max").combine_chunks()
-        )
-
-    def is_latest(self, keys: pa.ChunkedArray | pa.Array, seqs: pa.ChunkedArray) -> pa.Array:
-        """Whether each staged row, of batch ``seqs``, is its key's latest."""
-        found = pc.take(self.latest, pc.index_in(keys, value_set=self.repeated))
-        return pc.equal(seqs, pc.coalesce(found, seqs))
-
-
-@dataclass(frozen=True)
 class _Run:
     root: Path
     work: Path
     batches: list[StagedBatch]
     replacing: bool
     merging: bool
-    loads: pa.Table
-    loaded: Versions
+    shard_rows: int
+    chunk_cells: int
+    loads: Source
+    spill: Path
 
 
-def compact(store: Store, *, merge: bool = False) -> CompactResult:
+def compact(
+    store: Store,
+    *,
+    merge: bool = False,
+    shard_rows: int = SHARD_ROWS,
+    chunk_cells: int = CHUNK_CELLS,
+) -> CompactResult:
     """Fold every committed batch into the visible files; with ``merge``, small files too.
+
+    Args:
+        store: The directory's staging area.
+        merge: Also rewrite every partition that holds anything but its one file.
+        shard_rows: Keys matched at a time (see ``_parquet_keys``).
+        chunk_cells: Values of one table read and written at a time.
 
     Raises:
         LoadError: A file cannot be read or written.
@@ -132,15 +128,18 @@ def compact(store: Store, *, merge: bool = False) -> CompactResult:
         live = since_last_replace(batches)
         manifest = Manifest(batches=[b.path.name for b in batches])
         with store.open_dir("compaction") as work:
-            ids = _staged(live, INSTANCES, ["instance_id"])
+            spill = work / ".spill"
+            make_dir(spill)
             run = _Run(
                 store.root,
                 work,
                 live,
                 replacing=any(b.mode == "replace" for b in live),
                 merging=merge,
-                loads=ids,
-                loaded=Versions.of_staged(ids.column("instance_id"), ids.column(_SEQ)),
+                shard_rows=shard_rows,
+                chunk_cells=chunk_cells,
+                loads=spilled(_staged(live, INSTANCES, "instance_id"), spill / "loads.arrow"),
+                spill=spill,
             )
             parts = []
             for table in DATA_TABLES:
@@ -151,6 +150,7 @@ def compact(store: Store, *, merge: bool = False) -> CompactResult:
                 manifest.moves += part.moves
                 manifest.removals += part.removals
             _compact_failures(run, manifest)
+            shutil.rmtree(spill)
             store.commit_compaction(work, manifest)
         store.apply_compaction()
     seconds = time.perf_counter() - started
@@ -163,60 +163,75 @@ def _compact_table(run: _Run, table: Table) -> Manifest:
     manifest = Manifest()
     root = run.root / table.name
     claim = claim_key(table)
-    keys = ["instance_id", *([claim] if claim else [])]
-    if run.replacing:
-        index = PartitionIndex.empty(claim)
-    else:
-        index = PartitionIndex.load(root, claim_key=claim)
-    # Only a claimable table needs its staged keys; the others only where rows go.
-    staged = _staged(run.batches, table, [claim] if claim else [])
-    claimed = Versions.of_staged(staged.column(claim), staged.column(_SEQ)) if claim else None
-    gone = pc.is_in(index.table.column("instance_id"), value_set=run.loaded.keys)
-    if claimed is not None:
-        gone = pc.or_(gone, pc.is_in(index.table.column(claim), value_set=claimed.keys))
-    kept = index.filter(pc.invert(gone))
+    schema = index_schema(claim)
+
+    def index() -> Iterator[pa.Table]:
+        if run.replacing:
+            return iter([schema.empty_table()])
+        # A merge reads files added by hand too, which no index names.
+        return read_index(root, claim_key=claim, scan=run.merging)
+
+    loaded = match(run.loads, index, "instance_id", run.spill, run.shard_rows)
+    claimed = None
+    if claim:
+        staged = spilled(_staged(run.batches, table, claim), run.spill / f"{table.name}.arrow")
+        claimed = match(staged, index, claim, run.spill, run.shard_rows)
+    superseded = loaded.gone
+    if claimed is not None:  # an entry may be gone both ways
+        both = pa.concat_tables([loaded.gone, claimed.gone])
+        superseded = both.group_by(schema.names, use_threads=False).aggregate([])
+    gone = _Gone(superseded.select(schema.names), claim or "instance_id")
+    arrivals = (claimed or loaded).arrivals
+    estimates = _partition_rows(run.batches, table)
     folders = {partition_value(f): f for f in partition_folders(root)}
-    rewrite = _unique(staged.column(PARTITION_COLUMN)) | _unique(
-        index.filter(gone).table.column("partition")
-    )
+    rewrite = set(estimates) | _unique(gone.entries.column("partition"))
     if run.merging:
         rewrite |= {v for v, f in folders.items() if [p.name for p in data_files(f)] != [PART_FILE]}
     if run.replacing:
         rewrite |= set(folders)
     if not rewrite:
         return manifest
-    # Partitions where no entry stays are rewritten from staged rows alone, unread; a
-    # merge reads them all, since files added by hand are in no index.
-    reading = _unique(kept.table.column("partition")) & rewrite
-    if run.merging and not run.replacing:
-        reading = rewrite
-    gone_rows = _Gone(index.filter(gone).table, claim or "instance_id", run.merging, claimed)
-    arrivals = _arrivals(gone_rows.entries, staged if claim else run.loads, gone_rows.key)
-    untouched = pc.invert(pc.is_in(kept.table.column("partition"), value_set=_strings(rewrite)))
-    entries = kept.filter(untouched)
-    counts = staged.column(PARTITION_COLUMN).value_counts().to_pylist()
-    estimates = {c["values"]: c["counts"] for c in counts}
-    del staged
+    (run.work / table.name).mkdir()
     late: list[tuple[str, str]] = []
-    readers = [(b.seq, SortedReader(b.file(table.name))) for b in run.batches]
-    limit = CHUNK_CELLS // len(table.columns)
+    limit = run.chunk_cells // len(table.columns)
+    share = max(_MIN_READ_ROWS, limit // max(len(run.batches), 1))
+    readers = [(b.seq, SortedReader(b.file(table.name), rows=share)) for b in run.batches]
+    path = run.work / table.name / INDEX_FILE
     try:
-        for chunk in _chunks(root, sorted(rewrite), estimates, reading, limit):
-            rows = _chunk_rows(run, table, chunk, reading, readers, claimed, gone_rows)
-            written = write_partitions(rows, run.work / table.name)
-            entries = PartitionIndex.concat(
-                entries, index.entries(rows.select(keys), rows.column(PARTITION_COLUMN))
-            )
-            _plan_moves(manifest, run.root, table, chunk, written, set(folders), arrivals, late)
+        with pa.ipc.new_file(str(path), schema) as writer:
+            held = _copy_index(index(), rewrite, writer)
+            # Partitions where no entry stays are rewritten from staged rows alone, unread.
+            lost = pc.value_counts(gone.entries.column("partition")).to_pylist()
+            lost_by = {c["values"]: c["counts"] for c in lost}
+            reading = {v for v in rewrite if held.get(v, 0) > lost_by.get(v, 0)}
+            for chunk in _chunks(root, sorted(rewrite), estimates, reading, limit):
+                rows = _chunk_rows(run, table, chunk, reading, readers, loaded, claimed, gone)
+                written = write_partitions(rows, run.work / table.name)
+                writer.write_table(entries(rows, rows.column(PARTITION_COLUMN), claim))
+                _plan_moves(manifest, run.root, table, chunk, written, set(folders), arrivals, late)
+    except (OSError, pa.ArrowException) as exc:
+        raise LoadError(f"cannot write {path}: {exc}") from exc
     finally:
         for _, reader in readers:
             reader.close()
     manifest.moves += late
-    (run.work / table.name).mkdir(exist_ok=True)
-    write_arrow(entries.table, run.work / table.name / INDEX_FILE)
     manifest.moves.append((f"{table.name}/{INDEX_FILE}", f"{table.name}/{INDEX_FILE}"))
     manifest.partitions = len(rewrite)
     return manifest
+
+
+def _copy_index(
+    parts: Iterator[pa.Table], rewrite: set[str], writer: pa.ipc.RecordBatchFileWriter
+) -> dict[str, int]:
+    """Copy the entries of partitions left as they are; count those of the others."""
+    held: dict[str, int] = {}
+    values = _strings(rewrite)
+    for part in parts:
+        inside = pc.is_in(part.column("partition"), value_set=values)
+        writer.write_table(part.filter(pc.invert(inside)))
+        for count in pc.value_counts(part.column("partition").filter(inside)).to_pylist():
+            held[count["values"]] = held.get(count["values"], 0) + count["counts"]
+    return held
 
 
 def _plan_moves(
@@ -251,41 +266,15 @@ def _plan_moves(
 
 @dataclass(frozen=True)
 class _Gone:
-    """Which visible rows staged rows supersede: their index entries, by partition.
-
-    A merge also reads files added by hand, which no index names: there a row goes when
-    its instance or (claimable) key was staged at all.
-    """
+    """Which visible rows staged rows supersede: their index entries, by partition."""
 
     entries: pa.Table
     key: str
-    merging: bool
-    claimed: Versions | None
 
-    def mask(self, old: pa.Table, chunk: list[str], loaded: Versions) -> pa.Array:
-        if self.merging:
-            gone = pc.is_in(old.column("instance_id"), value_set=loaded.keys)
-            if self.claimed is None:
-                return gone
-            return pc.or_(gone, pc.is_in(old.column(self.key), value_set=self.claimed.keys))
+    def mask(self, old: pa.Table, chunk: list[str]) -> pa.Array:
         here = pc.is_in(self.entries.column("partition"), value_set=_strings(set(chunk)))
         keys = self.entries.column(self.key).filter(here).combine_chunks()
         return pc.is_in(old.column(self.key), value_set=keys)
-
-
-def _arrivals(gone: pa.Table, staged: pa.Table, key: str) -> set[str]:
-    """Partitions that staged rows move keys into from another partition.
-
-    ``gone`` holds the superseded index entries (``key``, ``partition``); ``staged`` the
-    staged rows' ``key`` and partition. A key moves when an instance's ``cal_dt`` changed
-    or another instance claimed a task.
-    """
-    if not gone.num_rows or not staged.num_rows:
-        return set()
-    new = staged.select([key, PARTITION_COLUMN])
-    pairs = new.join(gone.select([key, "partition"]), key, join_type="inner")
-    moved = pc.not_equal(pairs.column(PARTITION_COLUMN), pairs.column("partition"))
-    return _unique(pairs.filter(moved).column(PARTITION_COLUMN))
 
 
 def _chunk_rows(
@@ -294,7 +283,8 @@ def _chunk_rows(
     chunk: list[str],
     reading: set[str],
     readers: list[tuple[int, SortedReader]],
-    claimed: Versions | None,
+    loaded: Matches,
+    claimed: Matches | None,
     gone: _Gone,
 ) -> pa.Table:
     """The surviving rows of these partitions: visible and staged, latest version only."""
@@ -305,17 +295,17 @@ def _chunk_rows(
     named = pc.fill_null(old.column(PARTITION_COLUMN), NULL_PARTITION)
     old = old.set_column(old.num_columns - 1, PARTITION_COLUMN, named)
     if old.num_rows:
-        old = old.filter(pc.invert(gone.mask(old, chunk, run.loaded)))
+        old = old.filter(pc.invert(gone.mask(old, chunk)))
     parts = []
     for seq, reader in readers:
         new = reader.until(chunk[-1])
         parts.append(_with_seq(new.select(old.column_names).cast(old.schema), seq))
     staged = pa.concat_tables(parts) if parts else _with_seq(old.schema.empty_table(), 0)
-    seqs = staged.column(_SEQ)
-    keep = run.loaded.is_latest(staged.column("instance_id"), seqs)
+    seqs = staged.column(SEQ)
+    keep = loaded.versions.is_latest(staged.column("instance_id"), seqs)
     if claimed is not None:
-        keep = pc.and_(keep, claimed.is_latest(staged.column(gone.key), seqs))
-    return pa.concat_tables([old, staged.filter(keep).drop_columns([_SEQ])])
+        keep = pc.and_(keep, claimed.versions.is_latest(staged.column(gone.key), seqs))
+    return pa.concat_tables([old, staged.filter(keep).drop_columns([SEQ])])
 
 
 def _chunks(
@@ -349,17 +339,20 @@ def _compact_failures(run: _Run, manifest: Manifest) -> None:
     for batch in run.batches:
         parts.append(_with_seq(_read_staged(batch, FAILURES).cast(schema), batch.seq))
     rows = pa.concat_tables(parts)
-    ids, seqs = rows.column("instance_id"), rows.column(_SEQ)
+    ids, seqs = rows.column("instance_id"), rows.column(SEQ)
     latest = Versions.of_staged(ids, seqs).is_latest(ids, seqs)
     # A failure stays unless a later batch loaded its instance.
-    loads = run.loads.filter(pc.is_in(run.loads.column("instance_id"), value_set=pc.unique(ids)))
-    last = loads.group_by("instance_id", use_threads=False).aggregate([(_SEQ, "max")])
-    loaded_at = pc.take(last.column(f"{_SEQ}_max"), pc.index_in(ids, value_set=last.column(0)))
+    failed = pc.unique(ids)
+    loads = pa.concat_tables(
+        part.filter(pc.is_in(part.column("instance_id"), value_set=failed)) for part in run.loads()
+    )
+    last = loads.group_by("instance_id", use_threads=False).aggregate([(SEQ, "max")])
+    loaded_at = pc.take(last.column(f"{SEQ}_max"), pc.index_in(ids, value_set=last.column(0)))
     unresolved = pc.greater(seqs, pc.fill_null(loaded_at, -1))
     (run.work / FAILURES.name).mkdir()
     # Unlike a partition, the failures file stays when empty: readers then get the columns.
     write_file(
-        rows.filter(pc.and_(latest, unresolved)).drop_columns([_SEQ]),
+        rows.filter(pc.and_(latest, unresolved)).drop_columns([SEQ]),
         run.work / FAILURES.name / PART_FILE,
     )
     target = f"{FAILURES.name}/{PART_FILE}"
@@ -367,14 +360,26 @@ def _compact_failures(run: _Run, manifest: Manifest) -> None:
     manifest.removals += [_relative(run.root, f) for f in files if f.name != PART_FILE]
 
 
-def _staged(batches: list[StagedBatch], table: Table, columns: list[str]) -> pa.Table:
-    """These columns and the partition of every staged row of ``table``, with its batch."""
-    names = [*columns, PARTITION_COLUMN]
-    parts = [_with_seq(_read_staged(b, table, columns=names), b.seq) for b in batches]
-    if not parts:
-        empty = pa.table({c: pa.array([], pa.string()) for c in names})
-        return _with_seq(empty, 0)
-    return pa.concat_tables(parts)
+def _staged(batches: list[StagedBatch], table: Table, key: str) -> Iterator[pa.Table]:
+    """Yield ``key`` and the partition of each batch's staged rows, with its batch.
+
+    Yields at least one table.
+    """
+    names = [key, PARTITION_COLUMN]
+    schema = pa.schema([*((c, pa.string()) for c in names), (SEQ, pa.int64())])
+    yield schema.empty_table()
+    for batch in batches:
+        yield _with_seq(_read_staged(batch, table, columns=names), batch.seq).cast(schema)
+
+
+def _partition_rows(batches: list[StagedBatch], table: Table) -> dict[str, int]:
+    """The number of staged rows of ``table`` going to each partition."""
+    rows: dict[str, int] = {}
+    for batch in batches:
+        values = _read_staged(batch, table, columns=[PARTITION_COLUMN]).column(0)
+        for count in pc.value_counts(values).to_pylist():
+            rows[count["values"]] = rows.get(count["values"], 0) + count["counts"]
+    return rows
 
 
 def _read_staged(batch: StagedBatch, table: Table, *, columns: list[str] | None = None) -> pa.Table:
@@ -386,7 +391,7 @@ def _read_staged(batch: StagedBatch, table: Table, *, columns: list[str] | None 
 
 
 def _with_seq(data: pa.Table, seq: int) -> pa.Table:
-    return data.append_column(_SEQ, pa.repeat(pa.scalar(seq, pa.int64()), data.num_rows))
+    return data.append_column(SEQ, pa.repeat(pa.scalar(seq, pa.int64()), data.num_rows))
 
 
 def _relative(root: Path, path: Path) -> str:

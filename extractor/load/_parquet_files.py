@@ -10,7 +10,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
-from pyarrow import feather
 
 from extractor.errors import LoadError
 from extractor.tables._frames import arrow_schema
@@ -145,13 +144,6 @@ def write_partitions(data: pa.Table, root: Path) -> set[str]:
         return set(pool.map(write, range(len(bounds) - 1)))
 
 
-def write_arrow(data: pa.Table, path: Path) -> None:
-    try:
-        feather.write_feather(data, path, compression="uncompressed")
-    except OSError as exc:
-        raise LoadError(f"cannot write {path}: {exc.strerror or exc}") from exc
-
-
 def row_count(files: list[Path]) -> int:
     """Rows in these Parquet files, from their footers."""
     try:
@@ -163,41 +155,43 @@ def row_count(files: list[Path]) -> int:
 class SortedReader:
     """Reads a Parquet file sorted by partition value, one range of values at a time.
 
-    Each row group is decoded once however many ranges it spans, and only the rows of
-    the current range and one row group are held.
+    The file is decoded once, in record batches of ``rows``, and only the rest of the
+    current record batch is held between ranges; a compaction that reads many files
+    side by side gives each a share of its chunk.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, rows: int) -> None:
         try:
-            self._file = pq.ParquetFile(path)
+            # Buffered reads: a row group's column chunks are not held whole.
+            self._file = pq.ParquetFile(path, buffer_size=1 << 16, pre_buffer=False)
+            self._batches = self._file.iter_batches(batch_size=rows)
         except (OSError, pa.ArrowException) as exc:
             raise LoadError(f"cannot read {path}: {exc}") from exc
         self._path = path
-        self._groups = iter(range(self._file.num_row_groups))
         self._held = self._file.schema_arrow.empty_table()
 
     def until(self, last: str) -> pa.Table:
         """The rows after the previous range, up to partition value ``last`` included."""
-        parts = []
+        parts = [self._held.slice(0, 0)]
         while True:
             if not self._held.num_rows:
-                group = next(self._groups, None)
-                if group is None:
+                batch = self._next()
+                if batch is None:
                     break
-                self._held = self._read(group)
+                self._held = pa.Table.from_batches([batch])
             values = self._held.column(PARTITION_COLUMN)
             inside = int(pc.sum(pc.less_equal(values, last)).as_py() or 0)
             parts.append(self._held.slice(0, inside))
             self._held = self._held.slice(inside)
             if self._held.num_rows:
                 break
-        return pa.concat_tables(parts) if parts else self._file.schema_arrow.empty_table()
+        return pa.concat_tables(parts)
 
     def close(self) -> None:
         self._file.close()
 
-    def _read(self, group: int) -> pa.Table:
+    def _next(self) -> pa.RecordBatch | None:
         try:
-            return self._file.read_row_group(group)
+            return next(self._batches, None)
         except (OSError, pa.ArrowException) as exc:
             raise LoadError(f"cannot read {self._path}: {exc}") from exc

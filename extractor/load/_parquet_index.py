@@ -1,23 +1,23 @@
 """Per-dataset index of which partition holds each instance's rows.
 
 An index rather than a scan: finding where a re-loaded instance lived (its ``cal_dt`` may
-have changed) then costs one small file read instead of reading the keys of every
+have changed) then costs a read of small entries instead of reading the keys of every
 partition. A dataset without an index (written by hand, or the file deleted) gets one
 rebuilt by a single scan.
 
-The index describes the visible files only. Compaction replaces it together with the
-partitions it rewrites, under the same commit (see ``_parquet_store``).
+The index is read and written a record batch at a time, never whole, so it may be far
+larger than memory. It describes the visible files only: compaction replaces it
+together with the partitions it rewrites, under the same commit (see
+``_parquet_store``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from pyarrow import feather
 
 from extractor.errors import LoadError
 from extractor.load._batch import CLAIMABLE_TABLES
@@ -36,56 +36,45 @@ def claim_key(table: Table) -> str | None:
     return key
 
 
-@dataclass(frozen=True)
-class PartitionIndex:
-    """Rows of ``instance_id``, the claim key (if any) and ``partition``.
+def index_schema(claim_key: str | None) -> pa.Schema:
+    """Entries of ``instance_id``, the claim key (if any) and ``partition``.
 
-    Tables whose key holds ``instance_id`` keep one row per instance and partition; a
-    claimable table (``task_instances``, keyed by ``task_inst_id`` alone) keeps one row
+    Tables whose key holds ``instance_id`` keep one entry per instance and partition; a
+    claimable table (``task_instances``, keyed by ``task_inst_id`` alone) keeps one entry
     per key, so a claimed row is found in the partition of the instance that held it.
     """
+    columns = ["instance_id", *([claim_key] if claim_key else []), "partition"]
+    return pa.schema([(c, pa.string()) for c in columns])
 
-    table: pa.Table
-    claim_key: str | None
 
-    @classmethod
-    def load(cls, root: Path, *, claim_key: str | None) -> PartitionIndex:
-        columns = ["instance_id", *([claim_key] if claim_key else []), "partition"]
-        path = root / INDEX_FILE
-        if path.exists():
-            try:
-                table = feather.read_table(path, memory_map=False)
-            except (OSError, pa.ArrowException) as exc:
-                raise LoadError(f"cannot read {path}: {exc}") from exc
-            if table.column_names == columns:
-                return cls(table, claim_key)
-        return cls(_distinct(_scan(root, columns[:-1]).select(columns), claim_key), claim_key)
+def read_index(root: Path, *, claim_key: str | None, scan: bool = False) -> Iterator[pa.Table]:
+    """Yield the entries of the dataset at ``root``, a record batch at a time.
 
-    @classmethod
-    def empty(cls, claim_key: str | None) -> PartitionIndex:
-        columns = ["instance_id", *([claim_key] if claim_key else []), "partition"]
-        return cls(pa.table({c: pa.array([], pa.string()) for c in columns}), claim_key)
+    With ``scan``, or when the index file is missing or of another shape, the entries
+    come from the data files, a partition at a time. Yields at least one table.
+    """
+    schema = index_schema(claim_key)
+    path = root / INDEX_FILE
+    if not scan and path.exists():
+        try:
+            with pa.ipc.open_file(pa.OSFile(str(path))) as reader:
+                if reader.schema.names == schema.names:
+                    yield schema.empty_table()
+                    for n in range(reader.num_record_batches):
+                        yield pa.Table.from_batches([reader.get_batch(n)]).cast(schema)
+                    return
+        except (OSError, pa.ArrowException) as exc:
+            raise LoadError(f"cannot read {path}: {exc}") from exc
+    yield schema.empty_table()
+    yield from _scan(root, schema)
 
-    def filter(self, mask: pa.Array) -> PartitionIndex:
-        return PartitionIndex(self.table.filter(mask), self.claim_key)
 
-    def entries(self, keys: pa.Table, partitions: pa.Array) -> PartitionIndex:
-        """Return the entries of rows with these keys written to these partitions.
-
-        ``keys`` holds ``instance_id`` and the claim key (if any) of each row.
-        """
-        names = ["instance_id", *([self.claim_key] if self.claim_key else [])]
-        columns = {c: keys.column(c) for c in names}
-        table = pa.table({**columns, "partition": partitions})
-        return PartitionIndex(_distinct(table, self.claim_key), self.claim_key)
-
-    def instance_ids(self) -> pa.Array:
-        return pc.unique(self.table.column("instance_id"))
-
-    @staticmethod
-    def concat(first: PartitionIndex, second: PartitionIndex) -> PartitionIndex:
-        table = pa.concat_tables([first.table, second.table.cast(first.table.schema)])
-        return PartitionIndex(table, first.claim_key)
+def entries(rows: pa.Table, partitions: pa.ChunkedArray, claim_key: str | None) -> pa.Table:
+    """The entries of ``rows`` (their ``instance_id`` and claim key) in ``partitions``."""
+    schema = index_schema(claim_key)
+    keys = schema.names[:-1]
+    table = pa.table({**{c: rows.column(c) for c in keys}, "partition": partitions})
+    return _distinct(table.cast(schema), claim_key)
 
 
 def _distinct(table: pa.Table, claim_key: str | None) -> pa.Table:
@@ -96,18 +85,18 @@ def _distinct(table: pa.Table, claim_key: str | None) -> pa.Table:
     return table.group_by(names, use_threads=False).aggregate([]).select(names)
 
 
-def _scan(root: Path, columns: list[str]) -> pa.Table:
-    """Read ``columns`` and the partition of every row in a dataset (no index yet)."""
-    parts = []
+def _scan(root: Path, schema: pa.Schema) -> Iterator[pa.Table]:
+    """The entries of every partition folder's data files, a folder at a time."""
+    columns = schema.names[:-1]
+    claim = columns[1] if len(columns) > 1 else None
     for folder in partition_folders(root):
-        value = partition_value(folder)
+        parts = []
         for file in data_files(folder):
             try:
-                keys = pq.read_table(file, columns=columns)
+                parts.append(pq.read_table(file, columns=columns))
             except (OSError, pa.ArrowException) as exc:
                 raise LoadError(f"cannot read {file}: {exc}") from exc
-            partition = pa.repeat(pa.scalar(value, pa.string()), keys.num_rows)
-            parts.append(keys.append_column("partition", partition))
-    if not parts:
-        return pa.table({c: pa.array([], pa.string()) for c in [*columns, "partition"]})
-    return pa.concat_tables(parts)
+        if parts:
+            keys = pa.concat_tables(parts, promote_options="permissive")
+            value = pa.scalar(partition_value(folder), pa.string())
+            yield entries(keys, pa.chunked_array([pa.repeat(value, keys.num_rows)]), claim)

@@ -7,6 +7,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from parquet_checks import duplicates
@@ -16,6 +17,8 @@ from sample_frames import DAY, NEXT_DAY, failure, graph, make_frames
 import extractor.load._parquet_store as store_module
 from extractor.errors import LoadError
 from extractor.load import ParquetDestination, compact_parquet, read_parquet, write_parquet
+from extractor.load._parquet_compact import compact
+from extractor.load._parquet_files import SortedReader
 from extractor.load._parquet_store import Store
 from extractor.tables._frames import FlowFrames
 from extractor.tables._schema import FAILURES, INSTANCES, TASKS
@@ -333,3 +336,52 @@ def test_the_compact_command_fails_clearly_without_a_directory(tmp_path: Path) -
 
     assert done.returncode == 1
     assert "not a directory" in done.stderr
+
+
+def test_keys_matched_a_shard_at_a_time_and_small_chunks_give_the_same_rows(
+    tmp_path: Path,
+):
+    def load(root: Path) -> None:
+        write_parquet(
+            FlowFrames.concat(
+                [graph("a", ["t1", "t2"]), graph("b", ["b1"], cal_dt=OLD_DAY), graph("c", ["c1"])]
+            ),
+            root,
+        )
+        loader = ParquetDestination(root)
+        loader.write(graph("d", ["t2", "d1"], cal_dt=NEXT_DAY))  # claims t2
+        loader.write(graph("b", ["b2"], cal_dt=NEXT_DAY))  # moves, b1 vanishes
+        loader.write(graph("e", ["e1"], cal_dt=OLD_DAY))
+        loader.write(graph("d", ["d1"], flow_name="again", cal_dt=NEXT_DAY))  # drops t2
+        loader.write(graph("a", ["t1", "t2"]))  # takes t2 back
+
+    load(tmp_path / "whole")
+    load(tmp_path / "sharded")
+
+    ParquetDestination(tmp_path / "whole").compact()
+    compact(Store(tmp_path / "sharded"), shard_rows=2, chunk_cells=1)
+
+    expected = {"t1": "a", "t2": "a", "b2": "b", "c1": "c", "d1": "d", "e1": "e"}
+    for root in (tmp_path / "whole", tmp_path / "sharded"):
+        assert task_owners(root) == expected
+        assert set(duplicates(root).values()) == {0}
+    whole, sharded = read_parquet(tmp_path / "whole"), read_parquet(tmp_path / "sharded")
+    for name, table in whole.tables.items():
+        order = [(c, "ascending") for c in table.column_names if c != "extracted_at"][:3]
+        assert sharded.tables[name].sort_by(order).equals(table.sort_by(order)), name
+    assert data_files(tmp_path / "sharded") == data_files(tmp_path / "whole")
+
+
+def test_a_sorted_staged_file_reads_back_range_by_range_across_row_groups(tmp_path: Path):
+    values = (
+        ["2026-01-01"] * 3 + ["2026-01-02"] + ["2026-01-03"] * 4 + ["__HIVE_DEFAULT_PARTITION__"]
+    )
+    rows = pa.table({"n": list(range(len(values))), "cal_dt": values})
+    pq.write_table(rows, tmp_path / "staged.parquet", row_group_size=2)
+    reader = SortedReader(tmp_path / "staged.parquet", rows=2)
+
+    ranges = ["2026-01-01", "2026-01-01", "2026-01-02", "2026-01-09", "__HIVE_DEFAULT_PARTITION__"]
+    got = [reader.until(last).column("n").to_pylist() for last in ranges]
+    reader.close()
+
+    assert got == [[0, 1, 2], [], [3], [4, 5, 6, 7], [8]]
