@@ -137,14 +137,21 @@ def test_a_reader_polling_through_a_load_never_sees_a_duplicate(
     assert extract(sim.url, tmp_path, EARLIER, out) == 0
     args, env = command(sim.url, tmp_path, LATER, out)
     seen: list[int] = []
+    failed_reads = 0
     with subprocess.Popen(args, env=env, stderr=subprocess.DEVNULL) as child:
         while child.poll() is None:
             try:
                 seen.append(max(duplicates(out).values()))
             except duckdb.IOException:  # a file removed between listing and reading it
-                continue
+                failed_reads += 1
+            except duckdb.Error as exc:
+                # DuckDB opens a file more than once per query; a partition file replaced
+                # between two opens fails the query (the README says: run it again). It
+                # must never come back with rows.
+                assert "corrupt" in str(exc).lower() or "invalid data" in str(exc).lower(), exc
+                failed_reads += 1
 
     assert child.returncode == 0
-    assert seen
+    assert len(seen) > failed_reads, "most reads while loading succeed"
     assert set(seen) == {0}, f"duplicates seen while loading: {seen}"
     assert rows(out) == clean
