@@ -19,6 +19,7 @@ from sqlalchemy.schema import CreateIndex, DropIndex
 
 from extractor.loaders._batch import Batch
 from extractor.loaders._driver_errors import translated
+from extractor.loaders._turns import take_turn
 from extractor.loaders.ddl import SqlTables
 from extractor.loaders.loader import WriteMode
 from extractor.schema import CHILD_TABLES, FAILURES, INSTANCES, TABLES
@@ -51,10 +52,8 @@ def write_sqlite(
     assert isinstance(raw, sqlite3.Connection)
     replaced = 0
     with conn.begin():
+        take_turn(conn, tables.schema)
         cursor = raw.cursor()
-        if not raw.in_transaction:
-            # Take the write lock now rather than failing to upgrade a read lock later.
-            cursor.execute("BEGIN IMMEDIATE")
         try:
             _stage_loaded_ids(cursor, batch)
             if mode == "replace":

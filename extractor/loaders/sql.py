@@ -22,6 +22,7 @@ from extractor.loaders._driver_errors import reason, translated
 from extractor.loaders._portable import write_portable
 from extractor.loaders._postgres import write_postgres
 from extractor.loaders._sqlite import on_sqlite_connect, write_sqlite
+from extractor.loaders._turns import take_turn
 from extractor.loaders.ddl import SqlTables, build_tables, check_schema_support, ensure_tables
 from extractor.loaders.loader import LoadResult, WriteMode
 from extractor.schema import TABLES
@@ -124,6 +125,7 @@ class SqlLoader:
     def _ensure(self, conn: Connection) -> None:
         if not self._is_ready:
             with translated(f"creating or checking the tables in {self.label}"), conn.begin():
+                take_turn(conn, self._tables.schema)
                 ensure_tables(conn, self._tables)
             self._is_ready = True
 
