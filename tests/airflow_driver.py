@@ -1,12 +1,11 @@
 """Run the example DAGs of ``examples/airflow/`` in a real Airflow, with ``dag.test()``.
 
 Run by ``tests/test_airflow.py`` with the python of the Airflow venv (``.venv-airflow``),
-Airflow's home and metadata database in a temporary directory and the connections in
-``AIRFLOW_CONN_*`` variables. Usage: ``airflow_driver.py SINCE UNTIL FROM TO``. It sets
-the pool up with the README's command, runs the sync DAG over ``[SINCE, UNTIL)`` and the
-backfill DAG over ``[FROM, TO)`` in half-hour windows, then asks the scheduler's own
-code which of the backfill's mapped tasks it would start at once. Its last line of output
-is a JSON object.
+once it has set Airflow up with the README's commands (pool, connections, DAG file) in a
+temporary Airflow home. Usage: ``airflow_driver.py SINCE UNTIL FROM TO``. It runs the
+sync DAG over ``[SINCE, UNTIL)`` and the backfill DAG over ``[FROM, TO)`` in half-hour
+windows, then asks the scheduler's own code which of the backfill's mapped tasks it
+would start at once. Its last line of output is a JSON object.
 """
 
 from __future__ import annotations
@@ -14,10 +13,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
-
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "airflow" / "enos_flows.py"
 
 
 def airflow(*args: str) -> None:
@@ -25,19 +21,18 @@ def airflow(*args: str) -> None:
 
 
 def main(since: str, until: str, start: str, end: str) -> dict[str, Any]:
+    from airflow.configuration import conf
     from airflow.dag_processing.dagbag import DagBag
 
-    airflow("db", "migrate")
-    airflow("pools", "set", "enos_api", "4", "EnOS gateway")
-    bag = DagBag(dag_folder=str(EXAMPLE))
+    bag = DagBag(dag_folder=conf.get("core", "dags_folder"))
     assert not bag.import_errors, bag.import_errors
     sync, backfill = bag.dags["enos_flows_sync"], bag.dags["enos_flows_backfill"]
     results: dict[str, Any] = {}
-    for dag, conf in (
+    for dag, params in (
         (sync, {"since": since, "until": until}),
         (backfill, {"from": start, "to": end, "window_hours": 0.5}),
     ):
-        run = dag.test(run_conf=conf)
+        run = dag.test(run_conf=params)
         results[dag.dag_id] = {"state": str(run.state), "tasks": task_instances(run.run_id)}
     results["max_active_tis_per_dagrun"] = backfill.get_task("load").max_active_tis_per_dagrun
     results["queued_at_once"] = {

@@ -1,7 +1,8 @@
 """The example DAGs in a real Airflow 3: ``dag.test()`` against the simulator and PostgreSQL.
 
 Airflow lives in its own venv (``.venv-airflow``, built by ``make test``), so this test
-runs ``tests/airflow_driver.py`` with that venv's python and checks what it reports, the
+sets Airflow up in a temporary home with the README's commands, runs
+``tests/airflow_driver.py`` with that venv's python and checks what it reports, the
 loaded rows and the logs. ``dag.test()`` runs task instances one at a time and does not
 look at pools, so the pool's limit is checked with one pass of the scheduler's own
 selection of task instances to start (see the driver).
@@ -32,7 +33,8 @@ from extractor.simulator import Population, Simulator
 from extractor.sources import discovered, parse_time
 
 ROOT = Path(__file__).resolve().parents[1]
-AIRFLOW_PYTHON = ROOT / ".venv-airflow" / "bin" / "python"
+AIRFLOW_BIN = ROOT / ".venv-airflow" / "bin"
+README = (ROOT / "README.md").read_text(encoding="utf-8")
 DRIVER = Path(__file__).with_name("airflow_driver.py")
 ZONE = "Asia/Shanghai"
 SYNC = ("2026-01-02T00:00", "2026-01-02T01:00")
@@ -42,7 +44,7 @@ DB_PASSWORD = "warehouse-password-4417"  # the suite's server trusts; Airflow mu
 pytestmark = [
     pytest.mark.postgres,
     pytest.mark.skipif(
-        not AIRFLOW_PYTHON.exists(),
+        not (AIRFLOW_BIN / "airflow").exists(),
         reason="no Airflow venv: `make test` builds .venv-airflow (Airflow 3 from PyPI)",
     ),
 ]
@@ -55,41 +57,39 @@ def sim() -> Iterator[Simulator]:
         yield server
 
 
-def connections(sim: Simulator, db_url: str) -> dict[str, str]:
-    """The two Airflow connections, as a deployment would set them in its environment."""
+def set_up_as_the_readme_says(sim: Simulator, db_url: str, env: dict[str, str]) -> None:
+    """Run the README's set-up commands (pool, connections, DAG file) with this test's
+    database and simulator in place of the examples."""
+    block = README.split("Set it up in Airflow's environment", 1)[1].split("```sh\n", 1)[1]
+    script = block.split("```", 1)[0].replace("pip install '.[airflow]'\n", "")
     db = sa.make_url(db_url)
-    warehouse = {
-        "conn_type": "postgres",
-        "host": db.host,
-        "port": db.port,
-        "login": db.username,
-        "password": DB_PASSWORD,
-        "schema": db.database,
-    }
-    gateway = {
-        "conn_type": "http",
-        "host": sim.url,
-        "login": CREDS.app_key,
-        "password": CREDS.app_secret,
-        "extra": {"org_id": CREDS.org_id, "user_id": CREDS.user_id, "timezone": ZONE},
-    }
-    return {
-        "AIRFLOW_CONN_ENOS_WAREHOUSE": json.dumps(warehouse),
-        "AIRFLOW_CONN_ENOS_GATEWAY": json.dumps(gateway),
-    }
+    ours = f"postgresql://{db.username}:{DB_PASSWORD}@{db.host}:{db.port}/{db.database}"
+    for example, value in (
+        ("postgresql://etl:etl-password@warehouse.example.com:5432/analytics", ours),
+        ("https://gateway.example.com", sim.url),
+        ("APP_KEY", CREDS.app_key),
+        ("APP_SECRET", CREDS.app_secret),
+        ("ORG_ID", CREDS.org_id),
+        ("USER_ID", CREDS.user_id),
+    ):
+        assert example in script, f"the README's set-up no longer has {example}"
+        script = script.replace(example, value)
+    subprocess.run([str(AIRFLOW_BIN / "airflow"), "db", "migrate"], env=env, check=True)
+    subprocess.run(["bash", "-e", "-c", script], cwd=ROOT, env=env, check=True)
 
 
 def run_driver(sim: Simulator, db_url: str, home: Path) -> tuple[dict[str, Any], str]:
     env = {k: v for k, v in os.environ.items() if k not in ENV_VARS.values()}
-    env.update(connections(sim, db_url))
     env.update(
+        PATH=f"{AIRFLOW_BIN}{os.pathsep}{env.get('PATH', '')}",
         AIRFLOW_HOME=str(home),
         AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home / 'airflow.db'}",
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "examples" / "airflow"),
+        AIRFLOW__CORE__DAGS_FOLDER=str(home / "dags"),
     )
+    set_up_as_the_readme_says(sim, db_url, env)
     done = subprocess.run(
-        [str(AIRFLOW_PYTHON), str(DRIVER), *SYNC, *BACKFILL],
+        [str(AIRFLOW_BIN / "python"), str(DRIVER), *SYNC, *BACKFILL],
         env=env,
         capture_output=True,
         text=True,
