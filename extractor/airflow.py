@@ -26,9 +26,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-
-from extractor.config import ENV_VARS, FetchConfig, GatewayConfig, load_gateway_config
+from extractor._airflow_connections import gateway, warehouse
+from extractor.config import FetchConfig
 from extractor.errors import ConfigError, ExtractorError
 from extractor.exits import EXIT_FATAL, EXIT_PARTIAL
 
@@ -45,10 +44,6 @@ DEFAULT_POOL = "enos_api"
 SYNC_SCHEDULE = "*/15 * * * *"
 _START = datetime(2026, 1, 1, tzinfo=UTC)
 """The DAGs' start date: any past date, since neither catches up on missed runs."""
-_GATEWAY_EXTRA = {"org_id", "user_id", "timezone", "service_path"}
-_LIBPQ_EXTRA = frozenset(
-    {"sslmode", "sslcert", "sslkey", "sslrootcert", "sslcrl", "connect_timeout", "options"}
-)
 _SUMMARY = ("fetched", "loaded", "failed", "rejected", "skipped", "stale", "calls")
 
 
@@ -279,67 +274,6 @@ def split_windows(
     return bounds
 
 
-def gateway_values(
-    *,
-    conn_type: str | None,
-    host: str | None,
-    port: int | None,
-    login: str | None,
-    password: str | None,
-    extra: Mapping[str, Any],
-) -> dict[str, str]:
-    """An Airflow connection's fields as the ``ENOS_*`` settings they stand for.
-
-    >>> values = gateway_values(conn_type="https", host="gw.example.com", port=None,
-    ...     login="key", password="s3cret", extra={"org_id": "o1", "user_id": "u1"})
-    >>> values["ENOS_GATEWAY"], values["ENOS_APP_KEY"], values["ENOS_ORG_ID"]
-    ('https://gw.example.com', 'key', 'o1')
-    """
-    url = host or ""
-    if url and "://" not in url:
-        scheme = conn_type if conn_type in ("http", "https") else "https"
-        url = f"{scheme}://{url}{f':{port}' if port else ''}"
-    values = {"base_url": url, "app_key": login or "", "app_secret": password or ""}
-    values.update({k: str(v) for k, v in extra.items() if k in _GATEWAY_EXTRA})
-    return {ENV_VARS[k]: v for k, v in values.items() if v}
-
-
-def warehouse_url(
-    *,
-    conn_type: str | None,
-    host: str | None,
-    port: int | None,
-    login: str | None,
-    password: str | None,
-    schema: str | None,
-    extra: Mapping[str, Any],
-) -> sa.URL:
-    """The SQLAlchemy URL of an Airflow connection: its ``sqlalchemy_url`` extra, or for
-    the Postgres type its fields (``schema`` is the database, as in Airflow).
-
-    >>> warehouse_url(conn_type="postgres", host="db", port=5432, login="etl", password="pw",
-    ...     schema="warehouse", extra={"sslmode": "require"}).render_as_string()
-    'postgresql://etl:***@db:5432/warehouse?sslmode=require'
-    """
-    if extra.get("sqlalchemy_url"):
-        return sa.make_url(str(extra["sqlalchemy_url"]))
-    if conn_type not in ("postgres", "postgresql"):
-        raise ConfigError(
-            f"the warehouse connection is of type {conn_type!r}: use the Postgres type, "
-            "or put a SQLAlchemy URL in its extra as sqlalchemy_url"
-        )
-    query = {k: str(v) for k, v in extra.items() if k in _LIBPQ_EXTRA}
-    return sa.URL.create(
-        "postgresql",
-        username=login or None,
-        password=password or None,
-        host=host or None,
-        port=port,
-        database=schema or None,
-        query=query,
-    )
-
-
 def summarise(report: RunReport) -> dict[str, Any]:
     """The counts of a run a task returns (and Airflow keeps in XCom): nothing secret."""
     summary: dict[str, Any] = {k: getattr(report, k) for k in _SUMMARY}
@@ -370,57 +304,14 @@ def _finish(
     return summary
 
 
-def _gateway(config: Settings) -> GatewayConfig:
-    from airflow.sdk import BaseHook, Variable
-    from airflow.sdk.log import mask_secret
-
-    if config.gateway_conn_id is None:
-        found = {var: Variable.get(var, default=None) for var in ENV_VARS.values()}
-        values = {k: str(v) for k, v in found.items() if v}
-    else:
-        conn = BaseHook.get_connection(config.gateway_conn_id)
-        values = gateway_values(
-            conn_type=conn.conn_type,
-            host=conn.host,
-            port=conn.port,
-            login=conn.login,
-            password=conn.password,
-            extra=conn.extra_dejson,
-        )
-    if values.get(ENV_VARS["app_secret"]):
-        mask_secret(values[ENV_VARS["app_secret"]])
-    return load_gateway_config(env=values)
-
-
 def _warehouse(config: Settings) -> SqlDestination:
-    from airflow.sdk import BaseHook
-    from airflow.sdk.log import mask_secret
-
-    from extractor.destinations import SqlDestination
-
-    conn = BaseHook.get_connection(config.warehouse_conn_id)
-    url = warehouse_url(
-        conn_type=conn.conn_type,
-        host=conn.host,
-        port=conn.port,
-        login=conn.login,
-        password=conn.password,
-        schema=conn.schema,
-        extra=conn.extra_dejson,
-    )
-    if url.password:
-        mask_secret(str(url.password))
-    return SqlDestination(
-        url.render_as_string(hide_password=False),
-        schema=config.schema,
-        table_prefix=config.table_prefix,
-    )
+    return warehouse(config.warehouse_conn_id, schema=config.schema, prefix=config.table_prefix)
 
 
 def _client(config: Settings) -> EnOSClient:
     from extractor.client import EnOSClient
 
-    return EnOSClient(_gateway(config), fetch=config.fetch())
+    return EnOSClient(gateway(config.gateway_conn_id), fetch=config.fetch())
 
 
 def _zone(client: EnOSClient) -> tzinfo:

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from extractor.airflow import Settings, _finish, split_windows, warehouse_url
+from extractor._airflow_connections import warehouse_url
+from extractor.airflow import Settings, _finish, split_windows
 from extractor.errors import ConfigError, ExtractorError
 from extractor.pipeline import RunReport
 
