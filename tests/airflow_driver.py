@@ -3,9 +3,10 @@
 Run by ``tests/test_airflow.py`` with the python of the Airflow venv (``.venv-airflow``),
 once it has set Airflow up with the README's commands (pool, connections, DAG file) in a
 temporary Airflow home. Usage: ``airflow_driver.py SINCE UNTIL FROM TO``. It runs the
-sync DAG over ``[SINCE, UNTIL)`` and the backfill DAG over ``[FROM, TO)`` in half-hour
-windows, then asks the scheduler's own code which of the backfill's mapped tasks it
-would start at once. Its last line of output is a JSON object.
+sync DAG over ``[SINCE, UNTIL)``, the backfill DAG over ``[FROM, TO)`` in half-hour
+windows, and a sync DAG that reads the gateway from Variables (which the test adds) over
+``[SINCE, UNTIL)`` again; then it asks the scheduler's own code which of the backfill's
+mapped tasks it would start at once. Its last line of output is a JSON object.
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ def main(since: str, until: str, start: str, end: str) -> dict[str, Any]:
     bag = DagBag(dag_folder=conf.get("core", "dags_folder"))
     assert not bag.import_errors, bag.import_errors
     sync, backfill = bag.dags["enos_flows_sync"], bag.dags["enos_flows_backfill"]
+    variables = bag.dags["enos_flows_sync_variables"]
     results: dict[str, Any] = {}
     for dag, params in (
         (sync, {"since": since, "until": until}),
         (backfill, {"from": start, "to": end, "window_hours": 0.5}),
+        (variables, {"since": since, "until": until}),
     ):
         run = dag.test(run_conf=params)
         results[dag.dag_id] = {"state": str(run.state), "tasks": task_instances(run.run_id)}

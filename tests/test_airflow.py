@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 from pgserver import fresh_database
-from simulated import CREDS, gateway_config
+from simulated import CREDS, gateway_config, gateway_env
 
 from extractor import run_extract
 from extractor.client import EnOSClient
@@ -78,6 +78,21 @@ def set_up_as_the_readme_says(sim: Simulator, db_url: str, env: dict[str, str]) 
     subprocess.run(["bash", "-e", "-c", script], cwd=ROOT, env=env, check=True)
 
 
+def add_a_sync_from_variables(sim: Simulator, env: dict[str, str]) -> None:
+    """A second sync DAG whose gateway settings are Variables named like ``ENOS_*``."""
+    dags = Path(env["AIRFLOW__CORE__DAGS_FOLDER"])
+    (dags / "enos_flows_variables.py").write_text(
+        "from extractor.airflow import sync_dag\n\n"
+        "sync = sync_dag(dag_id='enos_flows_sync_variables', gateway_conn_id=None,\n"
+        "                pool_size=4, gateway_max_rps=20.0)\n",
+        encoding="utf-8",
+    )
+    for name, value in gateway_env(sim.url).items():
+        subprocess.run(
+            [str(AIRFLOW_BIN / "airflow"), "variables", "set", name, value], env=env, check=True
+        )
+
+
 def run_driver(sim: Simulator, db_url: str, home: Path) -> tuple[dict[str, Any], str]:
     env = {k: v for k, v in os.environ.items() if k not in ENV_VARS.values()}
     env.update(
@@ -88,6 +103,7 @@ def run_driver(sim: Simulator, db_url: str, home: Path) -> tuple[dict[str, Any],
         AIRFLOW__CORE__DAGS_FOLDER=str(home / "dags"),
     )
     set_up_as_the_readme_says(sim, db_url, env)
+    add_a_sync_from_variables(sim, env)
     done = subprocess.run(
         [str(AIRFLOW_BIN / "python"), str(DRIVER), *SYNC, *BACKFILL],
         env=env,
@@ -137,6 +153,11 @@ def test_sync_and_backfill_dags_in_airflow(
         assert (task["state"], task["pool"]) == ("success", "enos_api")
         assert task["xcom"]["exit_code"] == 0 and task["xcom"]["loaded"] > 0
         assert task["xcom"]["max_rps"] == 20.0 / 4  # the budget over the pool's slots
+
+        from_variables = results["enos_flows_sync_variables"]
+        assert from_variables["state"] == "success", output[-5000:]
+        [task] = from_variables["tasks"]
+        assert task["xcom"]["exit_code"] == 0  # the same window again: nothing new to load
 
         backfill = results["enos_flows_backfill"]
         assert backfill["state"] == "success", output[-5000:]
