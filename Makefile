@@ -4,6 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Airflow in a venv of its own (with this package), for the DAG tests: its dependency
+# tree is large and should not constrain the main venv's.
+AIRFLOW_VENV := .venv-airflow
+AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
 
 .PHONY: demo test pictures bench clean
 
@@ -13,12 +17,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+$(AIRFLOW_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/pip install --quiet --upgrade pip
+	$(AIRFLOW_VENV)/bin/pip install --quiet -e '.[airflow]'
+	touch $(AIRFLOW_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/python -m extractor demo --out demo
 
-test: $(STAMP)
-	$(BIN)/ruff check extractor tests benchmarks notebooks
-	$(BIN)/ruff format --check extractor tests benchmarks notebooks
+test: $(STAMP) $(AIRFLOW_STAMP)
+	$(BIN)/ruff check extractor tests benchmarks notebooks examples
+	$(BIN)/ruff format --check extractor tests benchmarks notebooks examples
 	$(BIN)/mypy
 	bash tests/ensure_postgres.sh
 	$(BIN)/python -m pytest
@@ -33,4 +43,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/load.py
 
 clean:
-	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(AIRFLOW_VENV) demo .pytest_cache .mypy_cache .ruff_cache

@@ -10,6 +10,7 @@ Layout under the destination directory::
     failed_instances/part-0.parquet                                   (not partitioned)
     _staging/batch-000000000001-upsert/task_instances.parquet ...     (not yet visible)
     _parquet.lock
+    _staging.lock
 
 A batch costs what its own rows cost: :meth:`ParquetDestination.write` writes one file per
 table under ``_staging/`` and commits it with one directory rename. Nothing a reader

@@ -6,7 +6,9 @@ table (``task_instances/**/*.parquet``) can meet a staged file. Each step commit
 :func:`os.rename` of a whole directory:
 
 - ``.open-<kind>-<uuid>/`` is being written; its writer holds a lock on ``.owner`` in it.
-  Recovery deletes it only once that lock is free (its writer died).
+  Recovery deletes it only once that lock is free (its writer died). A writer makes and
+  locks it, and recovery looks for unowned ones, under ``_staging.lock`` beside
+  ``_parquet.lock``.
 - ``batch-<seq>-<mode>/`` is a committed batch: one file per table, every row with its
   partition value. ``seq`` is given under the directory lock, so it orders batches.
 - ``compaction/`` is a committed compaction: new files and ``manifest.json`` naming
@@ -38,6 +40,7 @@ STAGING_DIR = "_staging"
 LOCK_FILE = "_parquet.lock"
 _OPEN = ".open-"
 _OWNER = ".owner"
+_CLAIMS_LOCK = "_staging.lock"
 _BATCH = "batch-"
 _COMPACTION = "compaction"
 _MANIFEST = "manifest.json"
@@ -90,24 +93,22 @@ class Store:
     def locked(self) -> Iterator[None]:
         """Hold the directory's lock: one commit or compaction at a time."""
         make_dir(self.root)
-        try:
-            fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise LoadError(f"cannot lock {self.root}: {exc.strerror or exc}") from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with _holding(self.root / LOCK_FILE, self.root):
             yield
-        finally:
-            os.close(fd)  # releases the lock
 
     @contextlib.contextmanager
     def open_dir(self, kind: str) -> Iterator[Path]:
         """A new directory to stage files in; deleted unless committed by then."""
         path = self.staging / f"{_OPEN}{kind}-{uuid.uuid4().hex}"
-        make_dir(path)
-        fd = os.open(path / _OWNER, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
+        make_dir(self.staging)
+        # Made and owned under the lock that recovery holds while it looks for unowned
+        # directories: else another writer's recovery could delete this one between its
+        # mkdir and its lock (seen with four writers into one directory).
+        with _holding(self.root / _CLAIMS_LOCK, self.root):
+            make_dir(path)
+            fd = os.open(path / _OWNER, os.O_RDWR | os.O_CREAT, 0o644)
             fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
             yield path
         except BaseException:
             shutil.rmtree(path, ignore_errors=True)
@@ -168,9 +169,24 @@ class Store:
             self.apply_compaction()
         if not self.staging.is_dir():
             return
-        for path in self.staging.glob(f"{_OPEN}*"):
-            if not _is_owned(path / _OWNER):
-                shutil.rmtree(path, ignore_errors=True)
+        with _holding(self.root / _CLAIMS_LOCK, self.root):
+            for path in self.staging.glob(f"{_OPEN}*"):
+                if not _is_owned(path / _OWNER):
+                    shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _holding(lock: Path, root: Path) -> Iterator[None]:
+    """Hold an exclusive ``fcntl`` lock on the file ``lock`` (created if missing)."""
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise LoadError(f"cannot lock {root}: {exc.strerror or exc}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _commit(work: Path, target: Path) -> None:

@@ -8,6 +8,11 @@ re-loaded instances that vanished are deleted, then ``INSERT ... ON CONFLICT DO 
 writes only the rows that changed. Re-loading unchanged instances therefore rewrites
 nothing, which keeps a second upsert about as fast as the first load and leaves no dead
 rows behind.
+
+Writers into one schema take turns, one batch's transaction at a time, on an advisory
+lock (``_turns``): two writers that both found a table empty would both ``COPY`` into it,
+and the later would fail on the earlier's keys (seen with four runs started together).
+Fetching, the slow part, still runs side by side; readers take no lock.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from sqlalchemy.engine import Connection
 
 from extractor.load._batch import Batch
 from extractor.load._ddl import SqlTables
+from extractor.load._turns import take_turn
 from extractor.load._driver_errors import translated
 from extractor.load._loader import WriteMode
 from extractor.tables._schema import FAILURES, INSTANCES, TABLES, Table
@@ -42,6 +48,9 @@ def write_postgres(
     assert isinstance(raw, psycopg.Connection)
     replaced = 0
     with conn.begin(), raw.cursor() as cur:
+        # One writer at a time into these tables: two writers finding a table empty would
+        # both COPY into it, and the second would fail on the first one's keys.
+        take_turn(conn, tables.schema)
         if mode == "replace":
             names = sql.SQL(", ").join(_name(tables[t.name]) for t in TABLES)
             with translated("emptying the tables"):

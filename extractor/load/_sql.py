@@ -18,6 +18,7 @@ from sqlalchemy.engine import URL, Connection, Dialect, Engine
 from extractor.errors import ConfigError, LoadError
 from extractor.load._batch import Batch, check_mode, prepare_batch
 from extractor.load._ddl import SqlTables, build_tables, check_schema_support, ensure_tables
+from extractor.load._turns import take_turn
 from extractor.load._driver_errors import reason, translated
 from extractor.load._loader import LoadResult, WriteMode
 from extractor.load._portable import write_portable
@@ -132,6 +133,7 @@ class SqlDestination:
     def _ensure(self, conn: Connection) -> None:
         if not self._is_ready:
             with translated(f"creating or checking the tables in {self.label}"), conn.begin():
+                take_turn(conn, self._tables.schema)
                 ensure_tables(conn, self._tables)
             self._is_ready = True
 

@@ -19,6 +19,7 @@ from sqlalchemy.schema import CreateIndex, DropIndex
 
 from extractor.load._batch import Batch
 from extractor.load._ddl import SqlTables
+from extractor.load._turns import take_turn
 from extractor.load._driver_errors import translated
 from extractor.load._loader import WriteMode
 from extractor.tables._schema import CHILD_TABLES, FAILURES, INSTANCES, TABLES
@@ -51,10 +52,8 @@ def write_sqlite(
     assert isinstance(raw, sqlite3.Connection)
     replaced = 0
     with conn.begin():
+        take_turn(conn, tables.schema)
         cursor = raw.cursor()
-        if not raw.in_transaction:
-            # Take the write lock now rather than failing to upgrade a read lock later.
-            cursor.execute("BEGIN IMMEDIATE")
         try:
             _stage_loaded_ids(cursor, batch)
             if mode == "replace":

@@ -9,13 +9,15 @@ re-fetch of one batch, never a gap or a duplicate.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import NamedTuple
 
 import sqlalchemy as sa
 
 from extractor.load._ddl import check_identifier
+from extractor.load._turns import take_turn
 from extractor.load._driver_errors import translated
 
 _CHUNK = 500
@@ -78,16 +80,24 @@ class StateStore:
         if table_prefix:
             check_identifier(table_prefix, "table_prefix")
         self.engine = engine
+        self._schema = schema
         self._meta, self._checkpoints, self._runs, self._watermarks = _state_tables(
             schema, table_prefix
         )
         where = label or engine.url.render_as_string(hide_password=True)
-        with translated(f"creating the state tables in {where}"):
-            self._meta.create_all(engine)
+        with translated(f"creating the state tables in {where}"), self._writing() as conn:
+            self._meta.create_all(conn)
+
+    @contextmanager
+    def _writing(self) -> Iterator[sa.Connection]:
+        """A transaction that waits for the database's other writers (see ``_turns``)."""
+        with self.engine.begin() as conn:
+            take_turn(conn, self._schema)
+            yield conn
 
     def begin_run(self, run_key: str, description: str) -> bool:
         """Start or resume a run; return True when an unfinished run is resumed."""
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             row = conn.execute(
                 sa.select(self._runs.c.finished_at).where(self._runs.c.run_key == run_key)
             ).first()
@@ -103,7 +113,7 @@ class StateStore:
         return False
 
     def finish_run(self, run_key: str) -> None:
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(
                 self._runs.update()
                 .where(self._runs.c.run_key == run_key)
@@ -133,7 +143,7 @@ class StateStore:
         if not rows:
             return
         c = self._checkpoints.c
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             ids = list(rows)
             for i in range(0, len(ids), _CHUNK):
                 conn.execute(
@@ -156,7 +166,7 @@ class StateStore:
         return value
 
     def set_watermark(self, name: str, value: datetime) -> None:
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(self._watermarks.delete().where(self._watermarks.c.name == name))
             # In UTC: SQLite keeps the wall-clock digits and drops the zone.
             conn.execute(self._watermarks.insert().values(name=name, value=value.astimezone(UTC)))
