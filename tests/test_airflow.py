@@ -26,11 +26,11 @@ from pgserver import fresh_database
 from simulated import CREDS, gateway_config, gateway_env
 
 from extractor import run_extract
-from extractor.gateway._client import EnOSClient
 from extractor.config import ENV_VARS
+from extractor.gateway._client import EnOSClient
 from extractor.load import SqlDestination
-from extractor.simulator import Population, Simulator
 from extractor.run._sources import discovered, parse_time
+from extractor.simulator import Population, Simulator
 
 ROOT = Path(__file__).resolve().parents[1]
 AIRFLOW_BIN = ROOT / ".venv-airflow" / "bin"

@@ -27,10 +27,10 @@ from simulated import CREDS, gateway_env
 from sqlalchemy.schema import CreateTable
 
 from extractor import read_parquet, read_sql
-from extractor.tables._frames import FlowFrames
 from extractor.load._ddl import build_tables
-from extractor.tables._schema import DEPENDENCIES, TABLES
 from extractor.simulator import Population, Simulator
+from extractor.tables._frames import FlowFrames
+from extractor.tables._schema import DEPENDENCIES, TABLES
 
 SCRIPT = str(Path(sys.executable).parent / "enos-flows")
 ZONE = "Asia/Shanghai"

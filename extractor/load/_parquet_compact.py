@@ -1,14 +1,12 @@
 """Compaction: fold the staged batches into the visible files, one rewrite per partition.
 
 A partition is rewritten when staged rows go to it, when it holds rows that staged rows
-supersede, or (when merging) when it holds anything but one ``part-0.parquet``. Each is
+supersede, or (when merging) when it holds anything but one ``part-0.parquet``; it is
 read once, with the staged rows that go to it, and written once as one file. Partitions
-are taken in sorted order, a chunk of them at a time, so memory holds about
-:data:`CHUNK_CELLS` values whatever the number of batches; staged files are sorted by
-partition, so each is read once, in step with the chunks, each file holding its share
-of a chunk between them. Which visible rows staged keys supersede is found a key range at a time
-(``_parquet_keys``), and the index is copied a record batch at a time: nothing holds
-the run's keys, or the dataset's, at once.
+are taken in sorted order, a chunk at a time (about :data:`CHUNK_CELLS` values), and the
+staged files, sorted by partition, are read in step. Superseded rows are found a key
+range at a time (``_parquet_keys``) and the index is copied a record batch at a time:
+nothing holds the run's keys, or the dataset's, at once.
 
 Which row wins: every row carries the sequence number of the batch that loaded it (0
 for the visible files). An instance's rows survive only from the latest batch that
@@ -46,22 +44,8 @@ from extractor.load._parquet_files import (
     write_file,
     write_partitions,
 )
-from extractor.load._parquet_index import (
-    INDEX_FILE,
-    claim_key,
-    entries,
-    index_schema,
-    read_index,
-)
-from extractor.load._parquet_keys import (
-    SEQ,
-    SHARD_ROWS,
-    Matches,
-    Source,
-    Versions,
-    match,
-    spilled,
-)
+from extractor.load._parquet_index import INDEX_FILE, claim_key, entries, index_schema, read_index
+from extractor.load._parquet_keys import SEQ, SHARD_ROWS, Matches, Source, Versions, match, spilled
 from extractor.load._parquet_store import Manifest, StagedBatch, Store, since_last_replace
 from extractor.tables._frames import arrow_schema
 from extractor.tables._schema import DATA_TABLES, FAILURES, INSTANCES, Table

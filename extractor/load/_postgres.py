@@ -30,9 +30,9 @@ from sqlalchemy.engine import Connection
 
 from extractor.load._batch import Batch
 from extractor.load._ddl import SqlTables
-from extractor.load._turns import take_turn
 from extractor.load._driver_errors import translated
 from extractor.load._loader import WriteMode
+from extractor.load._turns import take_turn
 from extractor.tables._schema import FAILURES, INSTANCES, TABLES, Table
 
 _LOADED = sql.Identifier("_enos_loaded_instances")

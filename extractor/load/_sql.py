@@ -18,13 +18,13 @@ from sqlalchemy.engine import URL, Connection, Dialect, Engine
 from extractor.errors import ConfigError, LoadError
 from extractor.load._batch import Batch, check_mode, prepare_batch
 from extractor.load._ddl import SqlTables, build_tables, check_schema_support, ensure_tables
-from extractor.load._turns import take_turn
 from extractor.load._driver_errors import reason, translated
 from extractor.load._loader import LoadResult, WriteMode
 from extractor.load._portable import write_portable
 from extractor.load._postgres import write_postgres
 from extractor.load._sqlite import on_sqlite_connect, write_sqlite
 from extractor.load._state import Moving, StateStore, as_utc
+from extractor.load._turns import take_turn
 from extractor.tables._frames import FlowFrames, rows_to_arrow
 from extractor.tables._schema import FAILURES, INSTANCES, TABLES, Table
 

@@ -19,9 +19,9 @@ from sqlalchemy.schema import CreateIndex, DropIndex
 
 from extractor.load._batch import Batch
 from extractor.load._ddl import SqlTables
-from extractor.load._turns import take_turn
 from extractor.load._driver_errors import translated
 from extractor.load._loader import WriteMode
+from extractor.load._turns import take_turn
 from extractor.tables._schema import CHILD_TABLES, FAILURES, INSTANCES, TABLES
 
 _LOADED = "_enos_loaded_instances"

@@ -16,9 +16,10 @@ from typing import NamedTuple
 
 import sqlalchemy as sa
 
+from extractor.errors import LoadError
 from extractor.load._ddl import check_identifier
-from extractor.load._turns import take_turn
 from extractor.load._driver_errors import translated
+from extractor.load._turns import take_turn
 
 _CHUNK = 500
 
@@ -84,15 +85,26 @@ class StateStore:
         self._meta, self._checkpoints, self._runs, self._watermarks = _state_tables(
             schema, table_prefix
         )
-        where = label or engine.url.render_as_string(hide_password=True)
-        with translated(f"creating the state tables in {where}"), self._writing() as conn:
+        self._where = label or engine.url.render_as_string(hide_password=True)
+        if engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:"):
+            # Each thread of a run would open its own empty database.
+            raise LoadError(
+                "an in-memory SQLite database cannot keep a run's state; "
+                "give a file (sqlite:///path.db)"
+            )
+        with translated(f"creating the state tables in {self._where}"), self._writing() as conn:
             self._meta.create_all(conn)
 
     @contextmanager
     def _writing(self) -> Iterator[sa.Connection]:
         """A transaction that waits for the database's other writers (see ``_turns``)."""
-        with self.engine.begin() as conn:
+        with translated(f"writing the run state in {self._where}"), self.engine.begin() as conn:
             take_turn(conn, self._schema)
+            yield conn
+
+    @contextmanager
+    def _reading(self) -> Iterator[sa.Connection]:
+        with translated(f"reading the run state in {self._where}"), self.engine.connect() as conn:
             yield conn
 
     def begin_run(self, run_key: str, description: str) -> bool:
@@ -125,7 +137,7 @@ class StateStore:
         """Return which of ``ids`` this run has already loaded or recorded as failed."""
         found: set[str] = set()
         c = self._checkpoints.c
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             for i in range(0, len(ids), _CHUNK):
                 chunk = ids[i : i + _CHUNK]
                 found.update(
@@ -157,7 +169,7 @@ class StateStore:
             )
 
     def watermark(self, name: str) -> datetime | None:
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             value = conn.execute(
                 sa.select(self._watermarks.c.value).where(self._watermarks.c.name == name)
             ).scalar()

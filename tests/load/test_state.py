@@ -4,11 +4,12 @@ each set of prefixed (or schema-qualified) tables with its own."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from extractor.errors import ConfigError
+from extractor.errors import ConfigError, LoadError
 from extractor.load._state import StateStore, as_utc
 
 WHEN = datetime(2026, 1, 31, 16, 30, 15, 250000, tzinfo=UTC)
@@ -191,3 +192,19 @@ def test_as_utc(value: object, expected: datetime | None) -> None:
     assert back == expected
     if back is not None:
         assert back.tzinfo is UTC
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"], ids=["default", "named"])
+def test_an_in_memory_database_is_refused_for_run_state(url: str) -> None:
+    # Each thread of a run would open a database of its own, empty: refuse, and say why.
+    with pytest.raises(LoadError, match=r"in-memory SQLite database cannot keep a run's state"):
+        StateStore(sa.create_engine(url))
+
+
+def test_a_state_read_that_fails_names_the_database(tmp_path: Path) -> None:
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'state.db'}")
+    store = StateStore(engine, label="the state file")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE extractor_checkpoints")
+    with pytest.raises(LoadError, match="reading the run state in the state file"):
+        store.done("run", ["1-2"])
