@@ -236,6 +236,12 @@ def test_the_python_api_names_a_bad_setting(setting: dict[str, str], message: st
         )  # type: ignore[arg-type]
 
 
+_SIGINT_DEFAULT_THEN_EXEC = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_writes_the_report_and_says_how_to_resume(tmp_path: Path, signum: int) -> None:
     population = Population(seed=3, flows=20, start=datetime(2026, 1, 1), end=datetime(2026, 1, 5))
@@ -258,7 +264,10 @@ def test_a_signal_writes_the_report_and_says_how_to_resume(tmp_path: Path, signu
             "--report",
             str(report),
         ]
-        proc = subprocess.Popen(command, env=settings, stderr=subprocess.PIPE, text=True)
+        # As from a terminal: a suite started in the background inherits SIGINT ignored,
+        # and an ignored signal stays ignored across exec unless set back first.
+        as_from_a_terminal = [sys.executable, "-c", _SIGINT_DEFAULT_THEN_EXEC, *command]
+        proc = subprocess.Popen(as_from_a_terminal, env=settings, stderr=subprocess.PIPE, text=True)
         while slow.stats.requests.get("get", 0) < 120:
             time.sleep(0.05)
         proc.send_signal(signum)
