@@ -130,10 +130,10 @@ class Rows:
     rejects: list[Reject] = field(default_factory=list)
     unknown_fields: Counter[str] = field(default_factory=Counter)
     unknown_pending: list[str] = field(default_factory=list, repr=False)
+    _tables: tuple[Columns, ...] = field(init=False, repr=False)
 
-    def by_table(self) -> dict[str, Columns]:
-        """Each table's columns by table name."""
-        tables = (
+    def __post_init__(self) -> None:
+        self._tables = (
             self.instances,
             self.tasks,
             self.dependencies,
@@ -141,25 +141,21 @@ class Rows:
             self.parameters,
             self.quarantine,
         )
-        return {columns.table.name: columns for columns in tables}
+
+    def by_table(self) -> dict[str, Columns]:
+        """Each table's columns by table name."""
+        return {columns.table.name: columns for columns in self._tables}
 
     @property
     def instance_count(self) -> int:
         return len(self.instances)
 
     def _mark(self) -> tuple[int, ...]:
-        return (
-            len(self.instances),
-            len(self.tasks),
-            len(self.dependencies),
-            len(self.relations),
-            len(self.parameters),
-            len(self.quarantine),
-        )
+        return tuple(map(len, self._tables))
 
     def _take_back(self, mark: tuple[int, ...]) -> None:
         """Drop the rows added since ``mark``: the instance they came from is rejected."""
-        for columns, length in zip(self.by_table().values(), mark, strict=True):
+        for columns, length in zip(self._tables, mark, strict=True):
             columns._truncate(length)
         self.unknown_pending.clear()
 
