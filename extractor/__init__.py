@@ -14,48 +14,6 @@ from typing import TYPE_CHECKING
 
 from extractor._lazy import exports
 
-_HOMES: dict[str, str] = {
-    "create_views": "extractor.load",
-    "compact_parquet": "extractor.load",
-    "SqlDestination": "extractor.load",
-    "ParquetDestination": "extractor.load",
-    "TABLES": "extractor.tables._schema",
-    "TABLES_BY_NAME": "extractor.tables._schema",
-    "Answer": "extractor.gateway._transport",
-    "ApiError": "extractor.errors",
-    "AuthError": "extractor.errors",
-    "ConfigError": "extractor.errors",
-    "EnOSClient": "extractor.gateway._client",
-    "ExtractorError": "extractor.errors",
-    "FatalApiError": "extractor.errors",
-    "FetchConfig": "extractor.config",
-    "FlowFrames": "extractor.tables._frames",
-    "GatewayConfig": "extractor.config",
-    "LoadError": "extractor.errors",
-    "LoadResult": "extractor.load",
-    "NotFoundError": "extractor.errors",
-    "PermanentApiError": "extractor.errors",
-    "RecordError": "extractor.errors",
-    "RunReport": "extractor.run._report",
-    "ThrottledError": "extractor.errors",
-    "TransientApiError": "extractor.errors",
-    "Transport": "extractor.gateway._transport",
-    "WriteMode": "extractor.load",
-    "create_ddl": "extractor.load",
-    "extract": "extractor.run._pipeline",
-    "flatten": "extractor.run._pipeline",
-    "load_gateway_config": "extractor.config",
-    "missed_runs": "extractor.tables._missed",
-    "parse_timezone": "extractor.config",
-    "read_parquet": "extractor.load",
-    "read_sql": "extractor.load",
-    "run_extract": "extractor.run._pipeline",
-    "run_sync": "extractor.run._sync",
-    "write_parquet": "extractor.load",
-    "write_sql": "extractor.load",
-}
-"""Where each public name lives."""
-
 __all__ = [
     "TABLES",
     "TABLES_BY_NAME",
@@ -98,7 +56,7 @@ __all__ = [
 ]
 
 
-__getattr__, __dir__ = exports("extractor", _HOMES, globals(), __all__)
+__getattr__, __dir__ = exports(globals(), __all__)
 
 
 if TYPE_CHECKING:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import inspect
 import os
 import re
 import signal
@@ -17,6 +18,7 @@ from types import ModuleType
 import pytest
 
 import extractor
+from extractor._lazy import _homes
 from extractor.cli._arguments import parser
 from extractor.simulator import build_simulator
 from extractor.tables import markdown_reference
@@ -71,6 +73,8 @@ def test_public_api_is_exactly_all(name: str) -> None:
     for exported in package.__all__:
         assert getattr(package, exported) is not None
     assert not hasattr(package, "no_such_name")
+    if "__getattr__" in vars(package):  # lazy: its TYPE_CHECKING imports say where names live
+        assert set(_homes(inspect.getsource(package))) == set(package.__all__)
 
 
 def test_modules_inside_the_packages_are_private() -> None:

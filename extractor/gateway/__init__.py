@@ -13,18 +13,6 @@ from typing import TYPE_CHECKING
 
 from extractor._lazy import exports
 
-_HOMES: dict[str, str] = {
-    "Answer": "extractor.gateway._transport",
-    "ApimAuth": "extractor.gateway._auth",
-    "ClientStats": "extractor.gateway._client",
-    "EnOSClient": "extractor.gateway._client",
-    "GatewayHealth": "extractor.gateway._health",
-    "PooledTransport": "extractor.gateway._transport",
-    "RateLimiter": "extractor.gateway._rate",
-    "SessionTransport": "extractor.gateway._transport",
-    "Transport": "extractor.gateway._transport",
-}
-
 __all__ = [
     "Answer",
     "ApimAuth",
@@ -37,7 +25,7 @@ __all__ = [
     "Transport",
 ]
 
-__getattr__, __dir__ = exports("extractor.gateway", _HOMES, globals(), __all__)
+__getattr__, __dir__ = exports(globals(), __all__)
 
 if TYPE_CHECKING:
     from extractor.gateway._auth import ApimAuth

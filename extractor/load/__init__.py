@@ -17,27 +17,6 @@ from typing import TYPE_CHECKING
 
 from extractor._lazy import exports
 
-_HOMES: dict[str, str] = {
-    "DEFAULT_CHUNK_SIZE": "extractor.load._sql",
-    "CompactResult": "extractor.load._parquet_compact",
-    "LoadResult": "extractor.load._loader",
-    "Moving": "extractor.load._state",
-    "ParquetDestination": "extractor.load._parquet",
-    "SqlDestination": "extractor.load._sql",
-    "StateStore": "extractor.load._state",
-    "WriteMode": "extractor.load._loader",
-    "compact_parquet": "extractor.load._parquet",
-    "connect": "extractor.load._sql",
-    "create_ddl": "extractor.load._ddl",
-    "create_views": "extractor.load._views",
-    "parquet_partitioning": "extractor.load._parquet",
-    "read_parquet": "extractor.load._parquet",
-    "read_sql": "extractor.load._sql",
-    "write_parquet": "extractor.load._parquet",
-    "write_sql": "extractor.load._sql",
-}
-"""Where each public name lives: imported on first use, so that DDL needs no pyarrow."""
-
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "CompactResult",
@@ -58,7 +37,7 @@ __all__ = [
     "write_sql",
 ]
 
-__getattr__, __dir__ = exports("extractor.load", _HOMES, globals(), __all__)
+__getattr__, __dir__ = exports(globals(), __all__)
 
 if TYPE_CHECKING:
     from extractor.load._ddl import create_ddl

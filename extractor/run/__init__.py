@@ -12,21 +12,6 @@ from typing import TYPE_CHECKING
 
 from extractor._lazy import exports
 
-_HOMES: dict[str, str] = {
-    "EXIT_FATAL": "extractor.run._report",
-    "EXIT_OK": "extractor.run._report",
-    "EXIT_PARTIAL": "extractor.run._report",
-    "EXIT_USAGE": "extractor.run._report",
-    "Destination": "extractor.run._pipeline",
-    "IdSource": "extractor.run._sources",
-    "RunReport": "extractor.run._report",
-    "discover": "extractor.run._discovery",
-    "extract": "extractor.run._pipeline",
-    "flatten": "extractor.run._pipeline",
-    "run_extract": "extractor.run._pipeline",
-    "run_sync": "extractor.run._sync",
-}
-
 __all__ = [
     "EXIT_FATAL",
     "EXIT_OK",
@@ -42,7 +27,7 @@ __all__ = [
     "run_sync",
 ]
 
-__getattr__, __dir__ = exports("extractor.run", _HOMES, globals(), __all__)
+__getattr__, __dir__ = exports(globals(), __all__)
 
 if TYPE_CHECKING:
     from extractor.run._discovery import discover

@@ -13,25 +13,6 @@ from typing import TYPE_CHECKING
 
 from extractor._lazy import exports
 
-_HOMES: dict[str, str] = {
-    "DATA_TABLES": "extractor.tables._schema",
-    "TABLES": "extractor.tables._schema",
-    "TABLES_BY_NAME": "extractor.tables._schema",
-    "Column": "extractor.tables._schema",
-    "FlowFrames": "extractor.tables._frames",
-    "Rows": "extractor.tables._flattener",
-    "Schedule": "extractor.tables._schedule",
-    "Table": "extractor.tables._schema",
-    "arrow_schema": "extractor.tables._frames",
-    "build_frames": "extractor.tables._frames",
-    "flatten_instance": "extractor.tables._flattener",
-    "flatten_records": "extractor.tables._flattener",
-    "markdown_reference": "extractor.tables._schema",
-    "missed_runs": "extractor.tables._missed",
-    "next_fire": "extractor.tables._schedule",
-    "parse_cron": "extractor.tables._schedule",
-}
-
 __all__ = [
     "DATA_TABLES",
     "TABLES",
@@ -51,7 +32,7 @@ __all__ = [
     "parse_cron",
 ]
 
-__getattr__, __dir__ = exports("extractor.tables", _HOMES, globals(), __all__)
+__getattr__, __dir__ = exports(globals(), __all__)
 
 if TYPE_CHECKING:
     from extractor.tables._flattener import Rows, flatten_instance, flatten_records
