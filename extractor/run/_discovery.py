@@ -17,7 +17,6 @@ pages without end.
 from __future__ import annotations
 
 import queue
-import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,7 +24,7 @@ from typing import Any, Literal, Protocol
 
 from extractor.config import FetchConfig
 from extractor.errors import ConfigError
-from extractor.run._fetch import Item
+from extractor.run._fetch import Item, Workers
 
 ALL_TYPES = (0, 1, 2)
 """Instance types: 0 manual, 1 periodic (scheduled), 2 temporary."""
@@ -148,50 +147,35 @@ def discover(
     """
     policy = fetch or FetchConfig()
     todo: queue.Queue[Window | None] = queue.Queue()
-    found: queue.Queue[_Item] = queue.Queue(maxsize=2 * policy.workers)
-    stop = threading.Event()
-
-    def put(item: _Item) -> None:
-        while not stop.is_set():
-            try:
-                found.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
+    count = min(policy.workers, max(len(queries), 2))
+    pool: Workers[_Item] = Workers(count, capacity=2 * policy.workers, name="discover")
 
     def work() -> None:
-        while not stop.is_set():
-            window = todo.get()
-            if window is None:
-                return
+        while not pool.stop.is_set() and (window := todo.get()) is not None:
             try:
                 for item in _pages(client, window, policy, status):
-                    put(item)
+                    pool.emit(item)
             except Exception as exc:  # re-raised by the consumer
-                put(exc)
-            put(_DONE)
+                pool.emit(exc)
+            pool.emit(None)  # this window is done
 
     for window in queries:
         todo.put(window)
     outstanding = len(queries)
-    threads = [
-        threading.Thread(target=work, name=f"discover-{i}", daemon=True)
-        for i in range(min(policy.workers, max(len(queries), 2)))
-    ]
-    for thread in threads:
-        thread.start()
+    items = pool.results(work)
     seen: set[str] = set()
     try:
-        while outstanding:
-            item = found.get()
-            if item is _DONE:
+        for item in items:
+            if item is None:
                 outstanding -= 1
+                if not outstanding:
+                    return
             elif isinstance(item, Exception):
                 raise item
             elif isinstance(item, Window):
                 todo.put(item)
                 outstanding += 1
-            elif isinstance(item, list):
+            else:
                 for record in item:
                     instance_id = record.get("instanceId")
                     key = str(instance_id) if instance_id is not None else None
@@ -200,19 +184,13 @@ def discover(
                             seen.add(key)
                         yield record
     finally:
-        stop.set()
-        for _ in threads:
+        for _ in range(count):
             todo.put(None)
-        for thread in threads:
-            thread.join()
+        items.close()
 
 
-class _Done:
-    pass
-
-
-_DONE = _Done()
-_Item = list[dict[str, Any]] | Window | Exception | _Done
+_Item = list[dict[str, Any]] | Window | Exception | None
+"""A page of records, a half window to page instead, a window's error, or its end."""
 
 
 def _pages(client: Lister, window: Window, policy: FetchConfig, status: str) -> Iterator[_Item]:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from extractor.errors import ApiError, FatalApiError
 
@@ -48,12 +48,7 @@ keep the slots busy with other IDs meanwhile (measured: scattered 429s otherwise
 half the workers)."""
 
 
-class _Done:
-    pass
-
-
-_DONE = _Done()
-
+T = TypeVar("T")
 
 Item = str | Mapping[str, Any]
 """What the fetcher takes: an ID to get, or a whole record a list page already carried."""
@@ -78,8 +73,8 @@ def fetch_instances(
     """
     source = iter(ids)
     source_lock = threading.Lock()
-    results: queue.Queue[Fetched | Failed | _Done] = queue.Queue(maxsize=workers * 4)
-    stop = threading.Event()
+    count = workers * THREADS_PER_WORKER
+    pool: Workers[Fetched | Failed] = Workers(count, capacity=workers * 4, name="fetch")
     fatal: list[Exception] = []
 
     def next_id() -> Item | None:
@@ -87,74 +82,108 @@ def fetch_instances(
             return next(source, None)
 
     def work() -> None:
-        try:
-            while not stop.is_set():
-                try:
-                    item = next_id()
-                except ApiError as exc:  # discovering IDs failed: nothing more to fetch
-                    fatal.append(FatalApiError(f"listing flow instances failed: {exc.message}"))
-                    stop.set()
-                    return
-                except Exception as exc:  # reading the IDs failed; re-raised below
-                    fatal.append(exc)
-                    stop.set()
-                    return
-                if item is None:
-                    return
-                if not isinstance(item, str):
-                    _put(Fetched(_id_of(item), dict(item), now()))
-                    continue
-                instance_id = item
-                try:
-                    record = client.get_flow_instance(instance_id)
-                except FatalApiError as exc:
-                    fatal.append(exc)
-                    stop.set()
-                    return
-                except ApiError as exc:
-                    _put(Failed(instance_id, exc, now()))
-                except Exception as exc:  # a bug must cost one ID, never lose it silently
-                    error = ApiError(f"unexpected {type(exc).__name__}: {exc}")
-                    error.instance_id = instance_id
-                    _put(Failed(instance_id, error, now()))
-                else:
-                    _put(Fetched(instance_id, record, now()))
-        finally:
-            _put(_DONE)
-
-    def _put(item: Fetched | Failed | _Done) -> None:
-        while True:
+        while not pool.stop.is_set():
             try:
-                results.put(item, timeout=0.1)
+                item = next_id()
+            except ApiError as exc:  # discovering IDs failed: nothing more to fetch
+                fatal.append(FatalApiError(f"listing flow instances failed: {exc.message}"))
+                pool.stop.set()
                 return
-            except queue.Full:
-                if stop.is_set() and not isinstance(item, _Done):
-                    return
-
-    count = workers * THREADS_PER_WORKER
-    threads = [threading.Thread(target=work, name=f"fetch-{i}", daemon=True) for i in range(count)]
-    for t in threads:
-        t.start()
-    running = count
-    try:
-        while running:
-            item = results.get()
-            if isinstance(item, _Done):
-                running -= 1
-            else:
-                yield item
-    finally:
-        stop.set()
-        while running:  # unblock workers if the consumer stopped early
+            except Exception as exc:  # reading the IDs failed; re-raised below
+                fatal.append(exc)
+                pool.stop.set()
+                return
+            if item is None:
+                return
+            if not isinstance(item, str):
+                pool.emit(Fetched(_id_of(item), dict(item), now()))
+                continue
             try:
-                if isinstance(results.get(timeout=0.1), _Done):
-                    running -= 1
-            except queue.Empty:
-                pass
-        for t in threads:
-            t.join()
+                record = client.get_flow_instance(item)
+            except FatalApiError as exc:
+                fatal.append(exc)
+                pool.stop.set()
+                return
+            except ApiError as exc:
+                pool.emit(Failed(item, exc, now()))
+            except Exception as exc:  # a bug must cost one ID, never lose it silently
+                error = ApiError(f"unexpected {type(exc).__name__}: {exc}")
+                error.instance_id = item
+                pool.emit(Failed(item, error, now()))
+            else:
+                pool.emit(Fetched(item, record, now()))
+
+    yield from pool.results(work)
     if fatal:
         raise fatal[0]
+
+
+class _Done:
+    pass
+
+
+_DONE = _Done()
+
+
+class Workers(Generic[T]):
+    """Threads that hand what they make to one consumer through a bounded queue.
+
+    Memory holds at most ``capacity`` results however much the threads make. Once the
+    consumer stops (done, failed or closed early), :attr:`stop` is set, what the threads
+    still hand over is dropped, and every thread is joined before the consumer goes on.
+    """
+
+    def __init__(self, count: int, *, capacity: int, name: str) -> None:
+        self.count, self.name = count, name
+        self.stop = threading.Event()
+        self._results: queue.Queue[T | _Done] = queue.Queue(maxsize=capacity)
+
+    def emit(self, item: T) -> None:
+        """Hand ``item`` to the consumer, waiting for room; dropped once it has stopped."""
+        self._put(item)
+
+    def results(self, work: Callable[[], None]) -> Generator[T, None, None]:
+        """Run ``work`` on every thread; yield what they emit until all have returned."""
+
+        def run() -> None:
+            try:
+                work()
+            finally:
+                self._put(_DONE)
+
+        threads = [
+            threading.Thread(target=run, name=f"{self.name}-{i}", daemon=True)
+            for i in range(self.count)
+        ]
+        for thread in threads:
+            thread.start()
+        running = self.count
+        try:
+            while running:
+                item = self._results.get()
+                if isinstance(item, _Done):
+                    running -= 1
+                else:
+                    yield item
+        finally:
+            self.stop.set()
+            while running:  # unblock the threads if the consumer stopped early
+                try:
+                    if isinstance(self._results.get(timeout=0.1), _Done):
+                        running -= 1
+                except queue.Empty:
+                    pass
+            for thread in threads:
+                thread.join()
+
+    def _put(self, item: T | _Done) -> None:
+        while True:
+            try:
+                self._results.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                if self.stop.is_set() and not isinstance(item, _Done):
+                    return
 
 
 def _id_of(record: Mapping[str, Any]) -> str:
