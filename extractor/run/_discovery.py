@@ -21,11 +21,14 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal
 
 from extractor.config import FetchConfig
 from extractor.errors import ConfigError
 from extractor.run._fetch import Item
+
+if TYPE_CHECKING:
+    from extractor.gateway._client import EnOSClient
 
 ALL_TYPES = (0, 1, 2)
 """Instance types: 0 manual, 1 periodic (scheduled), 2 temporary."""
@@ -36,23 +39,6 @@ only call with task status); ``list`` loads the record its list page carried."""
 
 _MS = timedelta(milliseconds=1)
 _MINUTE = timedelta(minutes=1)
-
-
-class Lister(Protocol):
-    """What discovery needs of a client (:meth:`extractor.gateway._client.EnOSClient.list_page`)."""
-
-    def list_page(
-        self,
-        *,
-        from_ms: int,
-        to_ms: int,
-        type: int,
-        page_no: int = 1,
-        page_size: int = 100,
-        status: str = "",
-        owner: str = "",
-        expression: str = "",
-    ) -> list[dict[str, Any]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +118,7 @@ def around(
 
 
 def discover(
-    client: Lister,
+    client: EnOSClient,
     queries: Sequence[Window],
     *,
     fetch: FetchConfig | None = None,
@@ -215,7 +201,7 @@ _DONE = _Done()
 _Item = list[dict[str, Any]] | Window | Exception | _Done
 
 
-def _pages(client: Lister, window: Window, policy: FetchConfig, status: str) -> Iterator[_Item]:
+def _pages(client: EnOSClient, window: Window, policy: FetchConfig, status: str) -> Iterator[_Item]:
     """The pages of one window, or its halves once it proves deeper than allowed."""
     depth = 0
     page_no = 1
