@@ -216,6 +216,9 @@ class Schedule:
         return tuple(days)
 
 
+# Flows share a handful of expressions, so one compile serves thousands of instances;
+# Schedule is immutable, which makes sharing the cached object safe.
+@functools.lru_cache(maxsize=4096)
 def parse_cron(expression: str) -> Schedule:
     """Parse a Quartz cron expression; never raises for bad input.
 
@@ -225,24 +228,6 @@ def parse_cron(expression: str) -> Schedule:
     >>> parse_cron("0 0 0 * * * *").error
     'day-of-month and day-of-week cannot both be specified'
     """
-    return _parse_cached(expression)
-
-
-def next_fire(expression: str, *, after: datetime) -> datetime | None:
-    """Return the first fire of ``expression`` strictly after ``after``.
-
-    >>> next_fire("0 0 12 ? * 6L *", after=datetime(2024, 5, 1))
-    datetime.datetime(2024, 5, 31, 12, 0)
-    >>> next_fire("not a cron", after=datetime(2024, 5, 1)) is None
-    True
-    """
-    return _parse_cached(expression).next_fire(after)
-
-
-# Flows share a handful of expressions, so one compile serves thousands of instances;
-# Schedule is immutable, which makes sharing the cached object safe.
-@functools.lru_cache(maxsize=4096)
-def _parse_cached(expression: str) -> Schedule:
     parts = expression.split()
     if len(parts) not in (6, 7):
         error = "empty expression" if not parts else f"expected 6 or 7 fields, got {len(parts)}"
@@ -263,6 +248,17 @@ def _parse_cached(expression: str) -> Schedule:
         _interval_s(compiled),
         compiled,
     )
+
+
+def next_fire(expression: str, *, after: datetime) -> datetime | None:
+    """Return the first fire of ``expression`` strictly after ``after``.
+
+    >>> next_fire("0 0 12 ? * 6L *", after=datetime(2024, 5, 1))
+    datetime.datetime(2024, 5, 31, 12, 0)
+    >>> next_fire("not a cron", after=datetime(2024, 5, 1)) is None
+    True
+    """
+    return parse_cron(expression).next_fire(after)
 
 
 def _compile(fields: CronFields) -> _Compiled:
