@@ -67,27 +67,7 @@ class _Compiled:
     days: DayRule
     months: tuple[int, ...]
     years: tuple[int, ...]
-
-    def time_at_or_after(self, hour: int, minute: int, second: int) -> tuple[int, int, int] | None:
-        """Return the first fire time of day >= the given one (fields may overflow by 1)."""
-        hours, minutes, seconds = self.hours, self.minutes, self.seconds
-        i = bisect_left(hours, hour)
-        if i == len(hours):
-            return None
-        if hours[i] == hour:
-            j = bisect_left(minutes, minute)
-            if j < len(minutes):
-                if minutes[j] != minute:
-                    return hour, minutes[j], seconds[0]
-                k = bisect_left(seconds, second)
-                if k < len(seconds):
-                    return hour, minute, seconds[k]
-                if j + 1 < len(minutes):
-                    return hour, minutes[j + 1], seconds[0]
-            i += 1
-            if i == len(hours):
-                return None
-        return hours[i], minutes[0], seconds[0]
+    times: tuple[int, ...]  # the fires' times of day, in seconds since midnight
 
 
 @dataclass(frozen=True)
@@ -125,33 +105,35 @@ class Schedule:
         compiled = self._compiled
         if compiled is None:
             return None
-        years, months, first_day = compiled.years, compiled.months, compiled.days.first_day
+        years, months, times = compiled.years, compiled.months, compiled.times
+        first_day = compiled.days.first_day
         year, month, day = after.year, after.month, after.day
         # Fires fall on whole seconds, so the first candidate is the next whole second.
-        hour, minute, second = after.hour, after.minute, after.second + 1
+        time = after.hour * 3600 + after.minute * 60 + after.second + 1
         while True:
             i = bisect_left(years, year)
             if i == len(years):
                 return None
             if years[i] != year:
-                year, month, day, hour, minute, second = years[i], 1, 1, 0, 0, 0
+                year, month, day, time = years[i], 1, 1, 0
             j = bisect_left(months, month)
             if j == len(months):
-                year, month, day, hour, minute, second = year + 1, 1, 1, 0, 0, 0
+                year, month, day, time = year + 1, 1, 1, 0
                 continue
             if months[j] != month:
-                month, day, hour, minute, second = months[j], 1, 0, 0, 0
+                month, day, time = months[j], 1, 0
             fire_day = first_day(year, month, day)
             if fire_day is None:
-                month, day, hour, minute, second = month + 1, 1, 0, 0, 0
+                month, day, time = month + 1, 1, 0
                 continue
             if fire_day != day:
-                day, hour, minute, second = fire_day, 0, 0, 0
-            time = compiled.time_at_or_after(hour, minute, second)
-            if time is None:
-                day, hour, minute, second = day + 1, 0, 0, 0
+                day, time = fire_day, 0
+            k = bisect_left(times, time)
+            if k == len(times):
+                day, time = day + 1, 0
                 continue
-            return datetime(year, month, day, *time, tzinfo=after.tzinfo)
+            hour, rest = divmod(times[k], 3600)
+            return datetime(year, month, day, hour, *divmod(rest, 60), tzinfo=after.tzinfo)
 
     def fires_between(self, start: datetime, stop: datetime) -> np.ndarray:
         """Return every fire in ``[start, stop)``, in order, as wall-clock microseconds
@@ -172,19 +154,9 @@ class Schedule:
         if self._compiled is None or last < first:
             return np.zeros(0, np.int64)
         days = np.flatnonzero(self._firing_days(first, last)) + first
-        fires: np.ndarray = (days[:, None] * _DAY_US + self._times_of_day_us()).ravel()
+        times_us = np.array(self._compiled.times, np.int64) * 1_000_000
+        fires: np.ndarray = (days[:, None] * _DAY_US + times_us).ravel()
         return fires[(fires >= low) & (fires < high)]
-
-    def _times_of_day_us(self) -> np.ndarray:
-        times = self._memo.get("times")
-        if times is None:
-            c = self._compiled
-            assert c is not None
-            seconds = np.array(c.seconds, np.int64)
-            minutes = np.array(c.minutes, np.int64)[:, None] * 60 + seconds
-            times = (np.array(c.hours, np.int64)[:, None] * 3600 + minutes.ravel()).ravel()
-            times = self._memo["times"] = times * 1_000_000
-        return times
 
     def _firing_days(self, first: int, last: int) -> np.ndarray:
         """Whether each day from ``first`` to ``last`` (days since 1970-01-01) fires."""
@@ -274,7 +246,8 @@ def _compile(fields: CronFields) -> _Compiled:
     days = by_month_day or by_week_day
     if days is None:
         raise ValueError("day-of-month and day-of-week cannot both be '?'")
-    return _Compiled(seconds, minutes, hours, days, months, years)
+    times = tuple(h * 3600 + m * 60 + s for h in hours for m in minutes for s in seconds)
+    return _Compiled(seconds, minutes, hours, days, months, years, times)
 
 
 def _even_step(values: tuple[int, ...], period: int) -> int | None:
