@@ -61,13 +61,10 @@ class CronFields:
 
 @dataclass(frozen=True, slots=True)
 class _Compiled:
-    seconds: tuple[int, ...]
-    minutes: tuple[int, ...]
-    hours: tuple[int, ...]
+    times: tuple[int, ...]  # the fires' times of day, in seconds since midnight
     days: DayRule
     months: tuple[int, ...]
     years: tuple[int, ...]
-    times: tuple[int, ...]  # the fires' times of day, in seconds since midnight
 
 
 @dataclass(frozen=True)
@@ -247,7 +244,7 @@ def _compile(fields: CronFields) -> _Compiled:
     if days is None:
         raise ValueError("day-of-month and day-of-week cannot both be '?'")
     times = tuple(h * 3600 + m * 60 + s for h in hours for m in minutes for s in seconds)
-    return _Compiled(seconds, minutes, hours, days, months, years, times)
+    return _Compiled(times, days, months, years)
 
 
 def _even_step(values: tuple[int, ...], period: int) -> int | None:
@@ -262,22 +259,13 @@ def _interval_s(compiled: _Compiled) -> int | None:
     """Return the constant gap between fires, derived from the expanded field sets.
 
     Regular schedules repeat daily or weekly with months and years unrestricted. The
-    time of day must be an even grid that wraps the day: a second step needs every
-    minute and hour, a minute step every hour. Weekly regularity needs one weekday and
-    one time of day: 7 is prime, so no other weekday subset is evenly spaced.
+    times of day must be an even grid that wraps the day. Weekly regularity needs one
+    weekday and one time of day: 7 is prime, so no other weekday subset is evenly spaced.
     """
     c = compiled
     if len(c.months) != 12 or c.years != _ALL_YEARS:
         return None
-    if len(c.seconds) > 1:
-        seconds_step = _even_step(c.seconds, 60)
-        daily = seconds_step if len(c.minutes) == 60 and len(c.hours) == 24 else None
-    elif len(c.minutes) > 1:
-        minutes_step = _even_step(c.minutes, 60)
-        daily = 60 * minutes_step if minutes_step and len(c.hours) == 24 else None
-    else:
-        hours_step = _even_step(c.hours, 24)
-        daily = 3600 * hours_step if hours_step else None
+    daily = _even_step(c.times, _SECONDS_PER_DAY)
     days = c.days
     is_daily = (isinstance(days, DaysOfMonth) and len(days.days) == 31) or (
         isinstance(days, DaysOfWeek) and len(days.days) == 7
