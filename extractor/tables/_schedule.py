@@ -150,37 +150,34 @@ class Schedule:
         first, last = max(low // _DAY_US, _FIRST_DAY), min((high - 1) // _DAY_US, _LAST_DAY)
         if self._compiled is None or last < first:
             return np.zeros(0, np.int64)
-        days = np.flatnonzero(self._firing_days(first, last)) + first
+        days = self._firing_days(first, last)
         times_us = np.array(self._compiled.times, np.int64) * 1_000_000
         fires: np.ndarray = (days[:, None] * _DAY_US + times_us).ravel()
         return fires[(fires >= low) & (fires < high)]
 
     def _firing_days(self, first: int, last: int) -> np.ndarray:
-        """Whether each day from ``first`` to ``last`` (days since 1970-01-01) fires."""
-        fires = np.zeros(max(last - first + 1, 0), bool)
+        """The days from ``first`` to ``last`` that fire, as days since 1970-01-01."""
         start, end = _EPOCH.date() + timedelta(first), _EPOCH.date() + timedelta(last)
-        year, month = start.year, start.month
-        while (year, month) <= (end.year, end.month):
-            key = (year, month)
-            days = self._memo.get(key)
+        found: list[int] = []
+        for month in range(start.year * 12 + start.month - 1, end.year * 12 + end.month):
+            days = self._memo.get(month)
             if days is None:
-                days = self._memo[key] = self._days_of_month(year, month)
-            offset = (date(year, month, 1) - start).days - 1
-            for d in days:
-                if 0 <= offset + d < len(fires):
-                    fires[offset + d] = True
-            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-        return fires
+                days = self._memo[month] = self._days_of_month(*divmod(month, 12))
+            found += (day for day in days if first <= day <= last)
+        return np.array(found, np.int64)
 
     def _days_of_month(self, year: int, month: int) -> tuple[int, ...]:
+        """The days of a month (counted from 0) that fire, as days since 1970-01-01."""
         c = self._compiled
         assert c is not None
+        month += 1
         if year not in c.years or month not in c.months:
             return ()
+        before = (date(year, month, 1) - _EPOCH.date()).days - 1
         days = []
         day = c.days.first_day(year, month, 1)
         while day is not None:
-            days.append(day)
+            days.append(before + day)
             day = c.days.first_day(year, month, day + 1)
         return tuple(days)
 
