@@ -13,7 +13,6 @@ from bisect import bisect_left
 from dataclasses import astuple, dataclass, field
 from datetime import date, datetime, timedelta
 from itertools import pairwise
-from typing import Any
 
 import numpy as np
 from cron_descriptor import ExpressionDescriptor, Options
@@ -88,7 +87,7 @@ class Schedule:
     description: str | None
     interval_s: int | None
     _compiled: _Compiled | None = field(default=None, repr=False, compare=False)
-    _memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+    _memo: dict[int, tuple[int, ...]] = field(default_factory=dict, repr=False, compare=False)
 
     def next_fire(self, after: datetime) -> datetime | None:
         """Return the first fire strictly after ``after``, or None (invalid, or none by 2099).
