@@ -71,7 +71,6 @@ class Schedule:
     """A parsed Quartz cron expression.
 
     Attributes:
-        expression: The text as given.
         fields: The fields as written; None when the text is not 6 or 7 fields.
         is_valid: Whether Quartz would accept the expression.
         error: Why it is invalid; None when valid.
