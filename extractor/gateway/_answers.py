@@ -171,16 +171,12 @@ def parse_retry_after(value: str | None, *, now: Callable[[], float] = time.time
 
 
 def _as_int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
+    if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str):
-        try:
-            return int(value)
-        except ValueError:
-            return None
-    return None
+    try:
+        return int(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 __all__ = ["INVALID_PARAMETER", "TOKEN_EXPIRED", "classify", "flow_insts", "parse_retry_after"]

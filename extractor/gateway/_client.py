@@ -12,7 +12,6 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import tzinfo
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlencode
 
@@ -130,12 +129,7 @@ class EnOSClient:
     def __enter__(self) -> EnOSClient:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def close(self) -> None:
@@ -267,24 +261,21 @@ class EnOSClient:
                 self.stats.add("retries")
                 self._sleep(self._backoff(attempt, None))
                 continue
-            except TransientApiError as exc:
+            except ApiError as exc:
                 exc.attempts = attempt
                 self.stats.error(exc)
                 throttled = isinstance(exc, ThrottledError)
                 self.limiter.record(throttled=throttled)
                 if throttled:
                     self.stats.add("throttled")
+                if not isinstance(exc, TransientApiError):
+                    raise
                 delay = self._backoff(attempt, exc.retry_after_s)
                 if attempt >= policy.max_attempts or self._clock() + delay > deadline:
                     raise
                 self.stats.add("retries")
                 self._sleep(delay)
                 continue
-            except ApiError as exc:
-                exc.attempts = attempt
-                self.stats.error(exc)
-                self.limiter.record(throttled=False)
-                raise
             self.limiter.record(throttled=False)
             return data
 

@@ -177,11 +177,9 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 
 def _reason(exc: BaseException) -> str:
     """The innermost cause of a connection error, short, without the URL's query."""
-    inner: BaseException = exc
-    while inner.__cause__ is not None or inner.__context__ is not None:
-        nxt = inner.__cause__ or inner.__context__
-        assert nxt is not None
-        inner = nxt
+    inner = exc
+    while (outer := inner.__cause__ or inner.__context__) is not None:
+        inner = outer
     return (str(inner) or type(inner).__name__)[:200]
 
 

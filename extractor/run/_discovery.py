@@ -20,11 +20,14 @@ import queue
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal
 
 from extractor.config import FetchConfig
 from extractor.errors import ConfigError
 from extractor.run._fetch import Item, Workers
+
+if TYPE_CHECKING:
+    from extractor.gateway._client import EnOSClient
 
 ALL_TYPES = (0, 1, 2)
 """Instance types: 0 manual, 1 periodic (scheduled), 2 temporary."""
@@ -35,23 +38,6 @@ only call with task status); ``list`` loads the record its list page carried."""
 
 _MS = timedelta(milliseconds=1)
 _MINUTE = timedelta(minutes=1)
-
-
-class Lister(Protocol):
-    """What discovery needs of a client (:meth:`extractor.gateway._client.EnOSClient.list_page`)."""
-
-    def list_page(
-        self,
-        *,
-        from_ms: int,
-        to_ms: int,
-        type: int,
-        page_no: int = 1,
-        page_size: int = 100,
-        status: str = "",
-        owner: str = "",
-        expression: str = "",
-    ) -> list[dict[str, Any]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +117,7 @@ def around(
 
 
 def discover(
-    client: Lister,
+    client: EnOSClient,
     queries: Sequence[Window],
     *,
     fetch: FetchConfig | None = None,
@@ -193,7 +179,7 @@ _Item = list[dict[str, Any]] | Window | Exception | None
 """A page of records, a half window to page instead, a window's error, or its end."""
 
 
-def _pages(client: Lister, window: Window, policy: FetchConfig, status: str) -> Iterator[_Item]:
+def _pages(client: EnOSClient, window: Window, policy: FetchConfig, status: str) -> Iterator[_Item]:
     """The pages of one window, or its halves once it proves deeper than allowed."""
     depth = 0
     page_no = 1

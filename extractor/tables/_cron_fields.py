@@ -10,6 +10,7 @@ mixed with lists. Where Quartz silently ignores trailing text (``MONDAY`` read a
 
 from __future__ import annotations
 
+import calendar
 import re
 from bisect import bisect_left
 from dataclasses import dataclass
@@ -109,9 +110,7 @@ def _expand_item(item: str, field: _Field) -> range | list[int]:
 
 def month_length(year: int, month: int) -> int:
     """Return the number of days in a month of the Gregorian calendar."""
-    if month == 2 and year % 4 == 0 and (year % 100 != 0 or year % 400 == 0):
-        return 29
-    return _MONTH_DAYS[month]
+    return _MONTH_DAYS[month] + (month == 2 and calendar.isleap(year))
 
 
 def _python_weekday(quartz_day: int) -> int:
@@ -163,34 +162,22 @@ class DaysOfWeek:
 
 
 @dataclass(frozen=True, slots=True)
-class LastDayOfMonth:
-    """``L``, ``L-n``, ``LW`` and ``L-nW``: a day counted back from the month's end."""
+class MonthDay:
+    """``L``, ``L-n`` (``from_end``: a day counted back from the month's end) or a day
+    ``n``, moved to the nearest weekday within the month for ``LW``, ``L-nW`` and ``nW``."""
 
-    offset: int
+    day: int
+    from_end: bool
     is_nearest_weekday: bool
 
     def first_day(self, year: int, month: int, day: int) -> int | None:
         length = month_length(year, month)
-        target = length - self.offset
-        if target < 1:
+        target = length - self.day if self.from_end else self.day
+        # Like a plain day 31, "31W" does not fire in months too short to have a 31st.
+        if not 1 <= target <= length:
             return None
         if self.is_nearest_weekday:
             target = _nearest_weekday(year, month, target, length)
-        return target if target >= day else None
-
-
-@dataclass(frozen=True, slots=True)
-class NearestWeekday:
-    """``nW``: the weekday nearest day n, never leaving the month."""
-
-    day: int
-
-    def first_day(self, year: int, month: int, day: int) -> int | None:
-        length = month_length(year, month)
-        # Like a plain day 31, "31W" does not fire in months too short to have a 31st.
-        if self.day > length:
-            return None
-        target = _nearest_weekday(year, month, self.day, length)
         return target if target >= day else None
 
 
@@ -204,28 +191,20 @@ def _nearest_weekday(year: int, month: int, day: int, length: int) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class LastWeekdayOfMonth:
-    """``nL`` in day-of-week: the last such weekday of the month."""
+class WeekdayOfMonth:
+    """``n#k``: the k-th such weekday of the month, with no fire in months without one;
+    ``nL`` (``nth`` None): the last such weekday of the month."""
 
     weekday: int  # Python numbering
+    nth: int | None
 
     def first_day(self, year: int, month: int, day: int) -> int | None:
         length = month_length(year, month)
-        target = length - (date(year, month, length).weekday() - self.weekday) % 7
-        return target if target >= day else None
-
-
-@dataclass(frozen=True, slots=True)
-class NthWeekdayOfMonth:
-    """``n#k``: the k-th such weekday of the month; no fire in months without one."""
-
-    weekday: int  # Python numbering
-    nth: int
-
-    def first_day(self, year: int, month: int, day: int) -> int | None:
-        first = 1 + (self.weekday - date(year, month, 1).weekday()) % 7
-        target = first + 7 * (self.nth - 1)
-        return target if day <= target <= month_length(year, month) else None
+        if self.nth is None:
+            target = length - (date(year, month, length).weekday() - self.weekday) % 7
+        else:
+            target = 1 + (self.weekday - date(year, month, 1).weekday()) % 7 + 7 * (self.nth - 1)
+        return target if day <= target <= length else None
 
 
 def parse_day_of_month(text: str) -> DayRule | None:
@@ -240,12 +219,12 @@ def parse_day_of_month(text: str) -> DayRule | None:
         offset = int(match.group(1) or 0)
         if offset > 30:
             raise ValueError(f"offset from the last day must be at most 30, got {offset}")
-        return LastDayOfMonth(offset, is_nearest_weekday=bool(match.group(2)))
+        return MonthDay(offset, from_end=True, is_nearest_weekday=bool(match.group(2)))
     if "W" in upper:
         day_text = upper.removesuffix("W")
         if not (day_text.isascii() and day_text.isdigit()):
             raise ValueError(f"'W' must follow a single day of the month: {text!r}")
-        return NearestWeekday(DAY_OF_MONTH.value(day_text))
+        return MonthDay(DAY_OF_MONTH.value(day_text), from_end=False, is_nearest_weekday=True)
     return DaysOfMonth(parse_values(upper, DAY_OF_MONTH))
 
 
@@ -261,9 +240,9 @@ def parse_day_of_week(text: str) -> DayRule | None:
         if nth_text not in ("1", "2", "3", "4", "5"):
             raise ValueError(f"'#' must be followed by a number 1-5: {text!r}")
         day = DAY_OF_WEEK.value(day_text)
-        return NthWeekdayOfMonth(_python_weekday(day), int(nth_text))
+        return WeekdayOfMonth(_python_weekday(day), int(nth_text))
     if upper == "L":
         return DaysOfWeek.of((7,))
     if upper.endswith("L"):
-        return LastWeekdayOfMonth(_python_weekday(DAY_OF_WEEK.value(upper[:-1])))
+        return WeekdayOfMonth(_python_weekday(DAY_OF_WEEK.value(upper[:-1])), None)
     return DaysOfWeek.of(parse_values(upper, DAY_OF_WEEK))

@@ -38,13 +38,7 @@ def tasks(tasks: Any, instance_id: str, rows: Rows) -> tuple[int, int]:
     failed = 0
     for position, task in enumerate(tasks):
         try:
-            if not isinstance(task, (dict, Mapping)):
-                raise TypeError(f"a task must be an object, got {type(task).__name__}")
-            task_inst_id = as_id(task.get("taskInstId"))
-            if task_inst_id is None:
-                raise ValueError("task without taskInstId")
-            if task_inst_id in seen:
-                raise ValueError(f"duplicate taskInstId {task_inst_id}")
+            task_inst_id = _element_id(task, "task", "taskInstId", seen)
             status = as_text(task.get("status"))
             task_id = task.get("taskId")
             name = task.get("taskName")
@@ -80,13 +74,7 @@ def dependencies(flows: Any, instance_id: str, rows: Rows) -> None:
     seen: set[str] = set()
     for position, flow in enumerate(flows):
         try:
-            if not isinstance(flow, (dict, Mapping)):
-                raise TypeError(f"a flow must be an object, got {type(flow).__name__}")
-            node_id = as_id(flow.get("nodeId"))
-            if node_id is None:
-                raise ValueError("dependent flow without nodeId")
-            if node_id in seen:
-                raise ValueError(f"duplicate nodeId {node_id}")
+            node_id = _element_id(flow, "flow", "nodeId", seen, missing="dependent flow")
             row = {
                 "instance_id": instance_id,
                 "node_id": node_id,
@@ -104,6 +92,18 @@ def dependencies(flows: Any, instance_id: str, rows: Rows) -> None:
             continue
         seen.add(node_id)
         rows.dependencies.add(row)
+
+
+def _element_id(element: Any, noun: str, key: str, seen: set[str], *, missing: str = "") -> str:
+    """Return the ID of a task or flow; raise for one that is no object, lacks it or repeats it."""
+    if not isinstance(element, (dict, Mapping)):
+        raise TypeError(f"a {noun} must be an object, got {type(element).__name__}")
+    element_id = as_id(element.get(key))
+    if element_id is None:
+        raise ValueError(f"{missing or noun} without {key}")
+    if element_id in seen:
+        raise ValueError(f"duplicate {key} {element_id}")
+    return element_id
 
 
 def relations(relations: Any, instance_id: str, rows: Rows) -> None:

@@ -33,7 +33,6 @@ from extractor.tables._coerce import (
     decode_json,
     to_utc,
 )
-from extractor.tables._elements import edge_of
 from extractor.tables._schedule import parse_cron
 from extractor.tables._schema import (
     ALERT_MODE_NAMES,
@@ -49,17 +48,7 @@ from extractor.tables._schema import (
     Table,
 )
 
-__all__ = [
-    "Columns",
-    "Reject",
-    "Row",
-    "Rows",
-    "canonical_json",
-    "edge_of",
-    "flatten_instance",
-    "flatten_records",
-    "unwrap",
-]
+__all__ = ["Columns", "Reject", "Row", "Rows", "flatten_instance", "flatten_records", "unwrap"]
 
 _drain: Callable[[Iterable[Any]], None] = deque(maxlen=0).extend
 """Run an iterator for its effects, in C."""

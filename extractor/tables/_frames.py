@@ -74,10 +74,14 @@ def rows_to_arrow(table: Table, rows: Iterable[Row]) -> pa.Table:
     return columns_to_arrow(columns)
 
 
-def to_pandas(table: pa.Table) -> pd.DataFrame:
-    """Convert to pandas with nullable dtypes, so null IDs never turn ints into floats."""
-    frame: pd.DataFrame = table.to_pandas(types_mapper=_PANDAS_TYPES.get, date_as_object=True)
-    return frame
+class _Frame:
+    """A :class:`FlowFrames` attribute that reads one table as pandas."""
+
+    def __init__(self, table: Table) -> None:
+        self.name = table.name
+
+    def __get__(self, frames: FlowFrames, owner: type | None = None) -> pd.DataFrame:
+        return frames.frame(self.name)
 
 
 @dataclass
@@ -98,62 +102,35 @@ class FlowFrames:
             self.tables.setdefault(t.name, arrow_schema(t).empty_table())
 
     @classmethod
-    def empty(cls) -> FlowFrames:
-        return cls(tables={})
-
-    @classmethod
     def concat(cls, parts: Iterable[FlowFrames]) -> FlowFrames:
         """Join several batches into one."""
         parts = list(parts)
-        unknown: Counter[str] = Counter()
-        for p in parts:
-            unknown.update(p.unknown_fields)
-        tables = {
-            t.name: pa.concat_tables([p.tables[t.name] for p in parts])
-            if parts
-            else arrow_schema(t).empty_table()
-            for t in TABLES
-        }
-        return cls(tables=tables, unknown_fields=unknown)
+        if not parts:
+            return cls(tables={})  # every table empty
+        tables = {t.name: pa.concat_tables([p.tables[t.name] for p in parts]) for t in TABLES}
+        return cls(tables=tables, unknown_fields=sum((p.unknown_fields for p in parts), Counter()))
 
     def to_arrow(self) -> dict[str, pa.Table]:
         """Return every table as Arrow, keyed by table name."""
         return dict(self.tables)
 
     def frame(self, name: str) -> pd.DataFrame:
-        """Return one table as a pandas DataFrame."""
+        """Return one table as pandas, with nullable dtypes so that null IDs never turn ints
+        into floats."""
         if name not in self._pandas:
-            self._pandas[name] = to_pandas(self.tables[name])
+            self._pandas[name] = self.tables[name].to_pandas(
+                types_mapper=_PANDAS_TYPES.get, date_as_object=True
+            )
         return self._pandas[name]
 
-    @property
-    def instances(self) -> pd.DataFrame:
-        return self.frame(INSTANCES.name)
-
-    @property
-    def tasks(self) -> pd.DataFrame:
-        return self.frame(TASKS.name)
-
-    @property
-    def dependencies(self) -> pd.DataFrame:
-        return self.frame(DEPENDENCIES.name)
-
-    @property
-    def relations(self) -> pd.DataFrame:
-        return self.frame(RELATIONS.name)
-
-    @property
-    def parameters(self) -> pd.DataFrame:
-        return self.frame(PARAMETERS.name)
-
-    @property
-    def quarantine(self) -> pd.DataFrame:
-        return self.frame(QUARANTINE.name)
-
-    @property
-    def failures(self) -> pd.DataFrame:
-        """Instances that failed to fetch or flatten, with the reason."""
-        return self.frame(FAILURES.name)
+    instances = _Frame(INSTANCES)
+    tasks = _Frame(TASKS)
+    dependencies = _Frame(DEPENDENCIES)
+    relations = _Frame(RELATIONS)
+    parameters = _Frame(PARAMETERS)
+    quarantine = _Frame(QUARANTINE)
+    failures = _Frame(FAILURES)
+    """Instances that failed to fetch or flatten, with the reason."""
 
     @property
     def row_counts(self) -> dict[str, int]:

@@ -65,7 +65,6 @@ def missed_runs(
         end: End of the period (exclusive); time-zone aware.
         timezone: The gateway's zone, in which Quartz fires: a tzinfo, an IANA name or
             Get Time Zone's ``GMT+8``.
-        tolerance: How far an instance's trigger time may lie from the fire it answers.
 
     Returns:
         One row per missed fire, by ``fire_time`` then ``flow_id``, with the columns

@@ -13,7 +13,6 @@ from bisect import bisect_left
 from dataclasses import astuple, dataclass, field
 from datetime import date, datetime, timedelta
 from itertools import pairwise
-from typing import Any
 
 import numpy as np
 from cron_descriptor import ExpressionDescriptor, Options
@@ -61,33 +60,10 @@ class CronFields:
 
 @dataclass(frozen=True, slots=True)
 class _Compiled:
-    seconds: tuple[int, ...]
-    minutes: tuple[int, ...]
-    hours: tuple[int, ...]
+    times: tuple[int, ...]  # the fires' times of day, in seconds since midnight
     days: DayRule
     months: tuple[int, ...]
     years: tuple[int, ...]
-
-    def time_at_or_after(self, hour: int, minute: int, second: int) -> tuple[int, int, int] | None:
-        """Return the first fire time of day >= the given one (fields may overflow by 1)."""
-        hours, minutes, seconds = self.hours, self.minutes, self.seconds
-        i = bisect_left(hours, hour)
-        if i == len(hours):
-            return None
-        if hours[i] == hour:
-            j = bisect_left(minutes, minute)
-            if j < len(minutes):
-                if minutes[j] != minute:
-                    return hour, minutes[j], seconds[0]
-                k = bisect_left(seconds, second)
-                if k < len(seconds):
-                    return hour, minute, seconds[k]
-                if j + 1 < len(minutes):
-                    return hour, minutes[j + 1], seconds[0]
-            i += 1
-            if i == len(hours):
-                return None
-        return hours[i], minutes[0], seconds[0]
 
 
 @dataclass(frozen=True)
@@ -95,7 +71,6 @@ class Schedule:
     """A parsed Quartz cron expression.
 
     Attributes:
-        expression: The text as given.
         fields: The fields as written; None when the text is not 6 or 7 fields.
         is_valid: Whether Quartz would accept the expression.
         error: Why it is invalid; None when valid.
@@ -111,7 +86,7 @@ class Schedule:
     description: str | None
     interval_s: int | None
     _compiled: _Compiled | None = field(default=None, repr=False, compare=False)
-    _memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+    _memo: dict[int, tuple[int, ...]] = field(default_factory=dict, repr=False, compare=False)
 
     def next_fire(self, after: datetime) -> datetime | None:
         """Return the first fire strictly after ``after``, or None (invalid, or none by 2099).
@@ -125,33 +100,35 @@ class Schedule:
         compiled = self._compiled
         if compiled is None:
             return None
-        years, months, first_day = compiled.years, compiled.months, compiled.days.first_day
+        years, months, times = compiled.years, compiled.months, compiled.times
+        first_day = compiled.days.first_day
         year, month, day = after.year, after.month, after.day
         # Fires fall on whole seconds, so the first candidate is the next whole second.
-        hour, minute, second = after.hour, after.minute, after.second + 1
+        time = after.hour * 3600 + after.minute * 60 + after.second + 1
         while True:
             i = bisect_left(years, year)
             if i == len(years):
                 return None
             if years[i] != year:
-                year, month, day, hour, minute, second = years[i], 1, 1, 0, 0, 0
+                year, month, day, time = years[i], 1, 1, 0
             j = bisect_left(months, month)
             if j == len(months):
-                year, month, day, hour, minute, second = year + 1, 1, 1, 0, 0, 0
+                year, month, day, time = year + 1, 1, 1, 0
                 continue
             if months[j] != month:
-                month, day, hour, minute, second = months[j], 1, 0, 0, 0
+                month, day, time = months[j], 1, 0
             fire_day = first_day(year, month, day)
             if fire_day is None:
-                month, day, hour, minute, second = month + 1, 1, 0, 0, 0
+                month, day, time = month + 1, 1, 0
                 continue
             if fire_day != day:
-                day, hour, minute, second = fire_day, 0, 0, 0
-            time = compiled.time_at_or_after(hour, minute, second)
-            if time is None:
-                day, hour, minute, second = day + 1, 0, 0, 0
+                day, time = fire_day, 0
+            k = bisect_left(times, time)
+            if k == len(times):
+                day, time = day + 1, 0
                 continue
-            return datetime(year, month, day, *time, tzinfo=after.tzinfo)
+            hour, rest = divmod(times[k], 3600)
+            return datetime(year, month, day, hour, *divmod(rest, 60), tzinfo=after.tzinfo)
 
     def fires_between(self, start: datetime, stop: datetime) -> np.ndarray:
         """Return every fire in ``[start, stop)``, in order, as wall-clock microseconds
@@ -171,51 +148,41 @@ class Schedule:
         first, last = max(low // _DAY_US, _FIRST_DAY), min((high - 1) // _DAY_US, _LAST_DAY)
         if self._compiled is None or last < first:
             return np.zeros(0, np.int64)
-        days = np.flatnonzero(self._firing_days(first, last)) + first
-        fires: np.ndarray = (days[:, None] * _DAY_US + self._times_of_day_us()).ravel()
+        days = self._firing_days(first, last)
+        times_us = np.array(self._compiled.times, np.int64) * 1_000_000
+        fires: np.ndarray = (days[:, None] * _DAY_US + times_us).ravel()
         return fires[(fires >= low) & (fires < high)]
 
-    def _times_of_day_us(self) -> np.ndarray:
-        times = self._memo.get("times")
-        if times is None:
-            c = self._compiled
-            assert c is not None
-            seconds = np.array(c.seconds, np.int64)
-            minutes = np.array(c.minutes, np.int64)[:, None] * 60 + seconds
-            times = (np.array(c.hours, np.int64)[:, None] * 3600 + minutes.ravel()).ravel()
-            times = self._memo["times"] = times * 1_000_000
-        return times
-
     def _firing_days(self, first: int, last: int) -> np.ndarray:
-        """Whether each day from ``first`` to ``last`` (days since 1970-01-01) fires."""
-        fires = np.zeros(max(last - first + 1, 0), bool)
+        """The days from ``first`` to ``last`` that fire, as days since 1970-01-01."""
         start, end = _EPOCH.date() + timedelta(first), _EPOCH.date() + timedelta(last)
-        year, month = start.year, start.month
-        while (year, month) <= (end.year, end.month):
-            key = (year, month)
-            days = self._memo.get(key)
+        found: list[int] = []
+        for month in range(start.year * 12 + start.month - 1, end.year * 12 + end.month):
+            days = self._memo.get(month)
             if days is None:
-                days = self._memo[key] = self._days_of_month(year, month)
-            offset = (date(year, month, 1) - start).days - 1
-            for d in days:
-                if 0 <= offset + d < len(fires):
-                    fires[offset + d] = True
-            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-        return fires
+                days = self._memo[month] = self._days_of_month(*divmod(month, 12))
+            found += (day for day in days if first <= day <= last)
+        return np.array(found, np.int64)
 
     def _days_of_month(self, year: int, month: int) -> tuple[int, ...]:
+        """The days of a month (counted from 0) that fire, as days since 1970-01-01."""
         c = self._compiled
         assert c is not None
+        month += 1
         if year not in c.years or month not in c.months:
             return ()
+        before = (date(year, month, 1) - _EPOCH.date()).days - 1
         days = []
         day = c.days.first_day(year, month, 1)
         while day is not None:
-            days.append(day)
+            days.append(before + day)
             day = c.days.first_day(year, month, day + 1)
         return tuple(days)
 
 
+# Flows share a handful of expressions, so one compile serves thousands of instances;
+# Schedule is immutable, which makes sharing the cached object safe.
+@functools.lru_cache(maxsize=4096)
 def parse_cron(expression: str) -> Schedule:
     """Parse a Quartz cron expression; never raises for bad input.
 
@@ -225,24 +192,6 @@ def parse_cron(expression: str) -> Schedule:
     >>> parse_cron("0 0 0 * * * *").error
     'day-of-month and day-of-week cannot both be specified'
     """
-    return _parse_cached(expression)
-
-
-def next_fire(expression: str, *, after: datetime) -> datetime | None:
-    """Return the first fire of ``expression`` strictly after ``after``.
-
-    >>> next_fire("0 0 12 ? * 6L *", after=datetime(2024, 5, 1))
-    datetime.datetime(2024, 5, 31, 12, 0)
-    >>> next_fire("not a cron", after=datetime(2024, 5, 1)) is None
-    True
-    """
-    return _parse_cached(expression).next_fire(after)
-
-
-# Flows share a handful of expressions, so one compile serves thousands of instances;
-# Schedule is immutable, which makes sharing the cached object safe.
-@functools.lru_cache(maxsize=4096)
-def _parse_cached(expression: str) -> Schedule:
     parts = expression.split()
     if len(parts) not in (6, 7):
         error = "empty expression" if not parts else f"expected 6 or 7 fields, got {len(parts)}"
@@ -265,6 +214,17 @@ def _parse_cached(expression: str) -> Schedule:
     )
 
 
+def next_fire(expression: str, *, after: datetime) -> datetime | None:
+    """Return the first fire of ``expression`` strictly after ``after``.
+
+    >>> next_fire("0 0 12 ? * 6L *", after=datetime(2024, 5, 1))
+    datetime.datetime(2024, 5, 31, 12, 0)
+    >>> next_fire("not a cron", after=datetime(2024, 5, 1)) is None
+    True
+    """
+    return parse_cron(expression).next_fire(after)
+
+
 def _compile(fields: CronFields) -> _Compiled:
     seconds = parse_values(fields.second, SECOND)
     minutes = parse_values(fields.minute, MINUTE)
@@ -278,7 +238,8 @@ def _compile(fields: CronFields) -> _Compiled:
     days = by_month_day or by_week_day
     if days is None:
         raise ValueError("day-of-month and day-of-week cannot both be '?'")
-    return _Compiled(seconds, minutes, hours, days, months, years)
+    times = tuple(h * 3600 + m * 60 + s for h in hours for m in minutes for s in seconds)
+    return _Compiled(times, days, months, years)
 
 
 def _even_step(values: tuple[int, ...], period: int) -> int | None:
@@ -293,22 +254,13 @@ def _interval_s(compiled: _Compiled) -> int | None:
     """Return the constant gap between fires, derived from the expanded field sets.
 
     Regular schedules repeat daily or weekly with months and years unrestricted. The
-    time of day must be an even grid that wraps the day: a second step needs every
-    minute and hour, a minute step every hour. Weekly regularity needs one weekday and
-    one time of day: 7 is prime, so no other weekday subset is evenly spaced.
+    times of day must be an even grid that wraps the day. Weekly regularity needs one
+    weekday and one time of day: 7 is prime, so no other weekday subset is evenly spaced.
     """
     c = compiled
     if len(c.months) != 12 or c.years != _ALL_YEARS:
         return None
-    if len(c.seconds) > 1:
-        seconds_step = _even_step(c.seconds, 60)
-        daily = seconds_step if len(c.minutes) == 60 and len(c.hours) == 24 else None
-    elif len(c.minutes) > 1:
-        minutes_step = _even_step(c.minutes, 60)
-        daily = 60 * minutes_step if minutes_step and len(c.hours) == 24 else None
-    else:
-        hours_step = _even_step(c.hours, 24)
-        daily = 3600 * hours_step if hours_step else None
+    daily = _even_step(c.times, _SECONDS_PER_DAY)
     days = c.days
     is_daily = (isinstance(days, DaysOfMonth) and len(days.days) == 31) or (
         isinstance(days, DaysOfWeek) and len(days.days) == 7
