@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 import pandas as pd
 import pyarrow as pa
@@ -79,9 +79,16 @@ class _Frame:
 
     def __init__(self, table: Table) -> None:
         self.name = table.name
+        self.__doc__ = f"The ``{table.name}`` table as pandas."
 
-    def __get__(self, frames: FlowFrames, owner: type | None = None) -> pd.DataFrame:
-        return frames.frame(self.name)
+    @overload
+    def __get__(self, frames: None, owner: type) -> _Frame: ...
+
+    @overload
+    def __get__(self, frames: FlowFrames, owner: type | None = None) -> pd.DataFrame: ...
+
+    def __get__(self, frames: FlowFrames | None, owner: type | None = None) -> Any:
+        return self if frames is None else frames.frame(self.name)
 
 
 @dataclass
