@@ -53,14 +53,21 @@ def flow_type(flow_id: int) -> int:
     return MANUAL if slot in (3, 13) else TEMPORARY if slot == 17 else PERIODIC
 
 
-def _tagged(spec: FlowSpec, start: datetime, stop: datetime) -> Iterator[tuple[datetime, int]]:
-    flow_id = spec.flow_id
-    for moment in spec.schedule.iter_fires(start, stop):
-        yield moment, flow_id
-
-
-def _flow_id_of(instance_id: str) -> int:
-    return int(instance_id.partition("-")[0])
+def _split_id(instance_id: str) -> tuple[int, datetime]:
+    """Return the flow ID and trigger :func:`instance_id_of` wrote; raise ValueError if it
+    could not have written ``instance_id``."""
+    flow_part, _, clock = instance_id.partition("-")
+    if len(clock) != 14 or not clock.isdigit() or not flow_part.isdigit():
+        raise ValueError(instance_id)
+    trigger = datetime(
+        int(clock[:4]),
+        int(clock[4:6]),
+        int(clock[6:8]),
+        int(clock[8:10]),
+        int(clock[10:12]),
+        int(clock[12:]),
+    )
+    return int(flow_part), trigger
 
 
 class Population:
@@ -182,11 +189,17 @@ class Population:
             self.start -= timedelta(days=days)
         raise ConfigError(f"cannot widen the population to {wanted} instances")
 
-    def _fires(self, start: datetime, stop: datetime, flows: Iterable[FlowSpec]) -> Iterator[str]:
-        streams = [_tagged(spec, start, stop) for spec in flows]
+    def _fires(
+        self, start: datetime, stop: datetime, flows: Iterable[FlowSpec], *, missed: bool = False
+    ) -> Iterator[str]:
+        """Yield the IDs of the fires in ``[start, stop)`` that ran, or with ``missed`` the
+        fires that did not, by trigger time then flow ID."""
+        streams = [
+            zip(f.schedule.iter_fires(start, stop), itertools.repeat(f.flow_id)) for f in flows
+        ]
         for moment, flow_id in heapq.merge(*streams):
             instance_id = instance_id_of(flow_id, moment)
-            if not is_missed(self.seed, instance_id, self.missed_rate):
+            if is_missed(self.seed, instance_id, self.missed_rate) == missed:
                 yield instance_id
 
     def missed(self) -> list[tuple[int, datetime]]:
@@ -199,12 +212,8 @@ class Population:
         >>> p.instance(instance_id_of(flow_id, trigger)) is None
         True
         """
-        streams = [_tagged(spec, self.start, self._stop()) for spec in self.flows()]
-        return [
-            (flow_id, moment)
-            for moment, flow_id in heapq.merge(*streams)
-            if is_missed(self.seed, instance_id_of(flow_id, moment), self.missed_rate)
-        ]
+        fires = self._fires(self.start, self._stop(), self.flows(), missed=True)
+        return [_split_id(instance_id) for instance_id in fires]
 
     def ids(self, limit: int | None = None) -> Iterator[str]:
         """Yield instance IDs by trigger time, then flow ID.
@@ -221,19 +230,9 @@ class Population:
         return itertools.islice(found, limit)
 
     def _parse(self, instance_id: str) -> tuple[FlowSpec, datetime] | None:
-        flow_part, _, clock = instance_id.partition("-")
-        if len(clock) != 14 or not clock.isdigit() or not flow_part.isdigit():
-            return None
         try:
-            spec = self.flow(int(flow_part))
-            trigger = datetime(
-                int(clock[:4]),
-                int(clock[4:6]),
-                int(clock[6:8]),
-                int(clock[8:10]),
-                int(clock[10:12]),
-                int(clock[12:]),
-            )
+            flow_id, trigger = _split_id(instance_id)
+            spec = self.flow(flow_id)
         except (KeyError, ValueError):
             return None
         if not self.start <= trigger < self.end or not spec.schedule.is_fire(trigger):
@@ -331,13 +330,12 @@ class Population:
             if found is None:
                 continue
             plan, seen = found
-            if quirk is not None and quirk not in plan.quirks:
-                continue
-            if status is not None and seen.status != status:
-                continue
-            if plan.quirks & unwanted:
-                continue
-            return instance_id
+            if (
+                (quirk is None or quirk in plan.quirks)
+                and (status is None or seen.status == status)
+                and not plan.quirks & unwanted
+            ):
+                return instance_id
         raise LookupError(f"no instance with quirk={quirk!r} status={status!r}")
 
     def to_epoch_ms(self, moment: datetime) -> int:
@@ -378,7 +376,8 @@ class Population:
         ]
         named = {f.flow_id for f in flows if needle in f.name.casefold()}
         for instance_id in self._fires(start, stop, flows):
-            if needle and needle not in instance_id and _flow_id_of(instance_id) not in named:
+            flow_id = int(instance_id.partition("-")[0])
+            if needle and needle not in instance_id and flow_id not in named:
                 continue
             if status_codes and self.status(instance_id) not in status_codes:
                 continue

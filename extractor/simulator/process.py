@@ -14,7 +14,6 @@ import subprocess
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Any, Self
 
 from extractor.simulator.faults import Faults
@@ -234,10 +233,5 @@ class SimulatorProcess:
     def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()

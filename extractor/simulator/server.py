@@ -8,13 +8,12 @@ the gateway's behaviour: routing, authentication, the three calls, and faults.
 from __future__ import annotations
 
 import contextlib
+import functools
 import random
 import socket
 import threading
-from collections import OrderedDict
 from datetime import datetime
 from http import HTTPStatus
-from types import TracebackType
 from typing import Self
 
 import orjson
@@ -33,6 +32,10 @@ INSTANCES_PATH = f"/{SERVICE_PATH}/flowInstances"
 TIME_PATH = f"/{SERVICE_PATH}/time"
 
 _PAYLOAD_CACHE_SIZE = 4096
+_PERMANENT_ANSWERS = {
+    "no_privilege": {"code": 62103, "msg": "No privilege to read this flow instance."},
+    "not_found": {"code": 0, "msg": "OK", "data": None},
+}
 _POLL_S = 0.05
 """How often the accept loop looks for a stop request; bounds how long stop() waits."""
 
@@ -79,8 +82,7 @@ class Simulator:
         self.tokens = TokenService(credentials, token_ttl_s)
         self._stats = StatsCounter()
         self._cursors = SearchCursors()
-        self._payloads: OrderedDict[tuple[str, datetime, datetime], bytes] = OrderedDict()
-        self._payload_lock = threading.Lock()
+        self._bodies = functools.lru_cache(maxsize=_PAYLOAD_CACHE_SIZE)(self._body)
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         self._stopping = threading.Event()
@@ -119,35 +121,21 @@ class Simulator:
         """Make every access token issued so far expired."""
         self.tokens.expire_all()
 
-    def _bind(self) -> Server:
+    def start(self) -> Self:
+        """Bind and serve in a background thread; return self."""
         if self._server is not None:
             raise RuntimeError("the simulator is already running")
         self._stopping.clear()
-        self._server = Server((self.host, self.port), self)
-        return self._server
-
-    def start(self) -> Self:
-        """Bind and serve in a background thread; return self."""
-        server = self._bind()
+        server = self._server = Server((self.host, self.port), self)
         self._thread = threading.Thread(
             target=server.serve_forever, args=(_POLL_S,), name="enos-simulator", daemon=True
         )
         self._thread.start()
         return self
 
-    def serve_forever(self) -> None:
-        """Bind and serve in this thread until Ctrl-C, or :meth:`stop` from another thread."""
-        server = self._bind()
-        try:
-            server.serve_forever(_POLL_S)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            self._close()
-
     def stop(self) -> None:
         """Stop serving, cut open connections and release the port."""
-        server = self._server
+        server, self._server = self._server, None
         if server is None:
             return
         self._stopping.set()
@@ -155,28 +143,17 @@ class Simulator:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
-        self._close()
-
-    def _close(self) -> None:
-        self._stopping.set()
-        server, self._server = self._server, None
         with self._connections_lock:
             live = list(self._connections)
         for connection in live:
             with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
-        if server is not None:
-            server.server_close()
+        server.server_close()
 
     def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
     def track(self, connection: socket.socket, is_open: bool) -> None:
@@ -192,7 +169,7 @@ class Simulator:
         route = self._routes.get(exchange.path, "unknown")
         if route == "instances":
             route = "search" if exchange.method == "POST" else "get"
-        self._stats.request(route)
+        self._stats.add("requests", route)
         if route == "unknown":
             body = {"code": 404, "msg": f"no such path: {exchange.path}"}
             self._answer(exchange, 404, body, kind="unknown_path")
@@ -208,13 +185,13 @@ class Simulator:
         if self._bucket is not None:
             wait = self._bucket.take()
             if wait > 0:
-                self._stats.fault("rate_limit")
+                self._stats.add("faults", "rate_limit")
                 retry = {"Retry-After": str(max(1, round(wait + 0.5)))}
                 body = {"code": 429, "msg": "Too many requests: rate limit exceeded"}
                 self._answer(exchange, 429, body, retry, kind="rate_limited")
                 return
         if self._fault_state.count_call():
-            self._stats.fault("token_expiry")
+            self._stats.add("faults", "token_expiry")
             self.tokens.expire_all()
         sent = exchange.headers
         refused = self.tokens.check(
@@ -250,7 +227,7 @@ class Simulator:
         *,
         kind: str,
     ) -> None:
-        self._stats.answer(kind)
+        self._stats.add("answers", kind)
         exchange.reply_json(status, body, headers)
 
     def _token(self, exchange: Exchange) -> None:
@@ -275,18 +252,16 @@ class Simulator:
     def _check_user(self, exchange: Exchange, action: str) -> bool:
         """Answer a wrong action, user or org; tell whether the request may go on."""
         params = exchange.params
+        message = None
         if params.get("action") != action:
             message = f"action must be {action!r} here"
-            self._answer(exchange, 400, {"code": 62102, "msg": message}, kind="bad_request")
-            return False
-        if not params.get("userId") or not params.get("orgId"):
+        elif not params.get("userId") or not params.get("orgId"):
             message = "userId and orgId are required"
+        if message is not None:
             self._answer(exchange, 400, {"code": 62102, "msg": message}, kind="bad_request")
             return False
-        if (params["userId"], params["orgId"]) != (
-            self.credentials.user_id,
-            self.credentials.org_id,
-        ):
+        creds = self.credentials
+        if (params["userId"], params["orgId"]) != (creds.user_id, creds.org_id):
             message = "userId does not exist, or it does not match to orgId."
             self._answer(exchange, 200, {"code": 62101, "msg": message}, kind="user_mismatch")
             return False
@@ -301,46 +276,31 @@ class Simulator:
             self._answer(exchange, 400, body, kind="bad_request")
             return
         permanent = self.faults.permanent.get(instance_id)
-        if permanent == "no_privilege":
-            body = {"code": 62103, "msg": "No privilege to read this flow instance."}
-            self._answer(exchange, 200, body, kind="no_privilege")
-            return
-        if permanent == "not_found":
-            self._answer(exchange, 200, {"code": 0, "msg": "OK", "data": None}, kind="not_found")
+        if permanent is not None:
+            self._answer(exchange, 200, _PERMANENT_ANSWERS[permanent], kind=permanent)
             return
         fault = self._fault_state.decide(instance_id)
         if fault is not None:
-            self._stats.fault(fault)
+            self._stats.add("faults", fault)
             self._inject(exchange, fault, instance_id)
             return
-        payload = self._payload(instance_id)
-        self._stats.answer("ok" if payload is not None else "not_found")
-        exchange.reply(200, payload or self._missing(instance_id))
+        payload, found = self._payload(instance_id)
+        self._stats.add("answers", "ok" if found else "not_found")
+        exchange.reply(200, payload)
 
-    def _missing(self, instance_id: str) -> bytes:
-        return orjson.dumps(self.population.envelope(instance_id))
-
-    def _payload(self, instance_id: str) -> bytes | None:
+    def _payload(self, instance_id: str) -> tuple[bytes, bool]:
+        """Return the Get Flow Instance body, and whether it has the instance."""
         population = self.population
-        key = (instance_id, population.now, population.start)
-        with self._payload_lock:
-            cached = self._payloads.get(key)
-            if cached is not None:
-                self._payloads.move_to_end(key)
-                return cached
-        envelope = population.envelope(instance_id)
-        if not envelope["data"]:
-            return None
-        body = orjson.dumps(envelope)
-        with self._payload_lock:
-            self._payloads[key] = body
-            if len(self._payloads) > _PAYLOAD_CACHE_SIZE:
-                self._payloads.popitem(last=False)
-        return body
+        return self._bodies(instance_id, population.now, population.start)
+
+    def _body(self, instance_id: str, now: datetime, start: datetime) -> tuple[bytes, bool]:
+        # ``now`` and ``start`` only key the cache: the body changes with them.
+        envelope = self.population.envelope(instance_id)
+        return orjson.dumps(envelope), bool(envelope["data"])
 
     def _inject(self, exchange: Exchange, fault: str, instance_id: str) -> None:
         plan = self.faults
-        self._stats.answer(fault)
+        self._stats.add("answers", fault)
         if fault == "throttle":
             value = retry_after_header(plan.retry_after, plan.retry_after_s)
             headers = {} if value is None else {"Retry-After": value}
@@ -359,7 +319,7 @@ class Simulator:
         elif fault == "drop":
             exchange.hang_up()
         elif fault == "malformed":
-            body = self._payload(instance_id) or self._missing(instance_id)
+            body = self._payload(instance_id)[0]
             exchange.reply(200, body[: max(1, len(body) // 2)])
         else:
             exchange.reply_json(200, {"code": 62109, "msg": "Server internal exception"})
