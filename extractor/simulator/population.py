@@ -229,7 +229,8 @@ class Population:
             return found
         return itertools.islice(found, limit)
 
-    def _parse(self, instance_id: str) -> tuple[FlowSpec, datetime] | None:
+    def plan(self, instance_id: str) -> Plan | None:
+        """Return the draws behind an instance, or None for an ID that is no fire time."""
         try:
             flow_id, trigger = _split_id(instance_id)
             spec = self.flow(flow_id)
@@ -239,14 +240,6 @@ class Population:
             return None
         if is_missed(self.seed, instance_id, self.missed_rate):
             return None
-        return spec, trigger
-
-    def plan(self, instance_id: str) -> Plan | None:
-        """Return the draws behind an instance, or None for an ID that is no fire time."""
-        parsed = self._parse(instance_id)
-        if parsed is None:
-            return None
-        spec, trigger = parsed
         return make_plan(self.seed, instance_id, spec, trigger, self.quirk_rates)
 
     def _observe(self, instance_id: str) -> tuple[Plan, Observation] | None:
@@ -261,11 +254,6 @@ class Population:
         found = self._observe(instance_id)
         return None if found is None else found[1].status
 
-    def quirks(self, instance_id: str) -> frozenset[Quirk]:
-        """Return the documented inconsistencies this instance shows (empty if unknown)."""
-        plan = self.plan(instance_id)
-        return frozenset() if plan is None else plan.quirks
-
     def _upstream(self, plan: Plan) -> list[Upstream]:
         found = []
         for flow_id in plan.flow.upstream_flows:
@@ -276,7 +264,7 @@ class Population:
             upstream_id = instance_id_of(flow_id, fired)
             status = self.status(upstream_id)
             name = "NONE" if status is None else STATUS_NAMES[status]
-            found.append(Upstream(spec, upstream_id, name))
+            found.append((spec, upstream_id, name))
         return found
 
     def _build(self, plan: Plan, seen: Observation, *, listed: bool = False) -> dict[str, Any]:
@@ -314,12 +302,8 @@ class Population:
         status: int | None = None,
         lacking: Iterable[Quirk] = (),
     ) -> str:
-        """Return the first ID, in :meth:`ids` order, with a quirk and/or a status.
-
-        Args:
-            quirk: A quirk the instance must show.
-            status: The status code it must have at ``now``.
-            lacking: Quirks it must not show.
+        """Return the first ID, in :meth:`ids` order, that shows ``quirk``, has ``status``
+        at ``now`` and shows none of ``lacking`` (``None`` asks for any).
 
         Raises:
             LookupError: No instance in the window matches.

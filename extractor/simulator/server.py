@@ -52,11 +52,10 @@ class Simulator:
 
     Args:
         population: The flows and instances served (default ``Population()``).
-        credentials: The application and user it accepts.
         faults: What goes wrong (default: nothing); replaceable while running.
-        host: Address to bind; loopback by default.
         port: Port to bind; 0 picks a free one (see :attr:`url`).
-        token_ttl_s: Lifetime of an access token.
+        service_path: The service's path, e.g. ``dataflow-batch-service/v2.0`` on older
+            platforms.
     """
 
     def __init__(
