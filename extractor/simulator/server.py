@@ -22,7 +22,7 @@ from extractor.simulator.faults import Faults, FaultState, TokenBucket, retry_af
 from extractor.simulator.population import Population
 from extractor.simulator.search import SearchCursors, parse_search
 from extractor.simulator.stats import SimStats, StatsCounter
-from extractor.simulator.tokens import SimCredentials, TokenService
+from extractor.simulator.tokens import Rejection, SimCredentials, TokenService
 from extractor.simulator.wire import Exchange, Server
 
 TOKEN_PATH = "/apim-token-service/v2.0/token/get"
@@ -38,6 +38,9 @@ _PERMANENT_ANSWERS = {
 }
 _POLL_S = 0.05
 """How often the accept loop looks for a stop request; bounds how long stop() waits."""
+
+_Answer = tuple[int, object, str]
+"""A JSON answer: its HTTP status, its body, and the kind the stats count it as."""
 
 
 class Simulator:
@@ -169,47 +172,39 @@ class Simulator:
         if route == "instances":
             route = "search" if exchange.method == "POST" else "get"
         self._stats.add("requests", route)
+        answer = self._route(exchange, route)
+        if answer is not None:
+            status, body, kind = answer
+            self._stats.add("answers", kind)
+            exchange.reply_json(status, body)
+
+    def _route(self, exchange: Exchange, route: str) -> _Answer | None:
+        """Return the JSON answer to a request, or None when it was answered otherwise."""
         if route == "unknown":
-            body = {"code": 404, "msg": f"no such path: {exchange.path}"}
-            self._answer(exchange, 404, body, kind="unknown_path")
-            return
+            return 404, {"code": 404, "msg": f"no such path: {exchange.path}"}, "unknown_path"
         if exchange.method not in ("GET", "POST"):
             body = {"code": 405, "msg": f"{exchange.method} is not allowed here"}
-            self._answer(exchange, 405, body, kind="bad_request")
-            return
+            return 405, body, "bad_request"
         self._delay()
         if route == "token":
-            self._token(exchange)
-            return
-        if self._bucket is not None:
-            wait = self._bucket.take()
-            if wait > 0:
-                self._stats.add("faults", "rate_limit")
-                retry = {"Retry-After": str(max(1, round(wait + 0.5)))}
-                body = {"code": 429, "msg": "Too many requests: rate limit exceeded"}
-                self._answer(exchange, 429, body, retry, kind="rate_limited")
-                return
+            return self._token(exchange)
+        if self._bucket is not None and (wait := self._bucket.take()) > 0:
+            self._stats.add("faults", "rate_limit")
+            self._stats.add("answers", "rate_limited")
+            retry = {"Retry-After": str(max(1, round(wait + 0.5)))}
+            body = {"code": 429, "msg": "Too many requests: rate limit exceeded"}
+            exchange.reply_json(429, body, retry)
+            return None
         if self._fault_state.count_call():
             self._stats.add("faults", "token_expiry")
             self.tokens.expire_all()
-        sent = exchange.headers
-        refused = self.tokens.check(
-            sent.get("apim-accesstoken"),
-            sent.get("apim-timestamp"),
-            sent.get("apim-signature"),
-            exchange.query,
-            exchange.body,
-        )
+        refused = self.tokens.check(exchange.headers, exchange.query, exchange.body)
         if refused is not None:
             kind = "token_expired" if refused.code == 1203 else "auth_error"
-            self._answer(exchange, 401, {"code": refused.code, "msg": refused.message}, kind=kind)
-            return
+            return 401, {"code": refused.code, "msg": refused.message}, kind
         if route == "get":
-            self._get(exchange)
-        elif route == "search":
-            self._search(exchange)
-        else:
-            self._time(exchange)
+            return self._get(exchange)
+        return self._search(exchange) if route == "search" else self._time(exchange)
 
     def _delay(self) -> None:
         plan = self.faults
@@ -217,75 +212,55 @@ class Simulator:
             extra = self._rng.uniform(0, plan.latency_jitter_ms)
             self._stopping.wait((plan.latency_ms + extra) / 1000)
 
-    def _answer(
-        self,
-        exchange: Exchange,
-        status: int,
-        body: object,
-        headers: dict[str, str] | None = None,
-        *,
-        kind: str,
-    ) -> None:
-        self._stats.add("answers", kind)
-        exchange.reply_json(status, body, headers)
-
-    def _token(self, exchange: Exchange) -> None:
+    def _token(self, exchange: Exchange) -> _Answer:
         if exchange.method != "POST":
-            self._answer(exchange, 405, {"code": 405, "msg": "use POST"}, kind="bad_request")
-            return
+            return 405, {"code": 405, "msg": "use POST"}, "bad_request"
         try:
             request = orjson.loads(exchange.body)
         except orjson.JSONDecodeError:
             request = None
         issued = self.tokens.issue(request)
         business = "apim-token-service"
-        if isinstance(issued, tuple):
-            token, expire = issued
-            data = {"accessToken": token, "expire": expire}
-            body = {"status": 0, "msg": "SUCCESS", "business": business, "data": data}
-            self._answer(exchange, 200, body, kind="token")
-        else:
-            body = {"status": issued.code, "msg": issued.message, "business": business}
-            self._answer(exchange, 200, body, kind="token_error")
+        if isinstance(issued, Rejection):
+            return (
+                200,
+                {"status": issued.code, "msg": issued.message, "business": business},
+                "token_error",
+            )
+        data = {"accessToken": issued[0], "expire": issued[1]}
+        return 200, {"status": 0, "msg": "SUCCESS", "business": business, "data": data}, "token"
 
-    def _check_user(self, exchange: Exchange, action: str) -> bool:
-        """Answer a wrong action, user or org; tell whether the request may go on."""
+    def _check_user(self, exchange: Exchange, action: str) -> _Answer | None:
+        """Return the answer to a wrong action, user or org; None when the request may go on."""
         params = exchange.params
-        message = None
         if params.get("action") != action:
-            message = f"action must be {action!r} here"
-        elif not params.get("userId") or not params.get("orgId"):
-            message = "userId and orgId are required"
-        if message is not None:
-            self._answer(exchange, 400, {"code": 62102, "msg": message}, kind="bad_request")
-            return False
+            return 400, {"code": 62102, "msg": f"action must be {action!r} here"}, "bad_request"
+        if not params.get("userId") or not params.get("orgId"):
+            return 400, {"code": 62102, "msg": "userId and orgId are required"}, "bad_request"
         creds = self.credentials
         if (params["userId"], params["orgId"]) != (creds.user_id, creds.org_id):
             message = "userId does not exist, or it does not match to orgId."
-            self._answer(exchange, 200, {"code": 62101, "msg": message}, kind="user_mismatch")
-            return False
-        return True
+            return 200, {"code": 62101, "msg": message}, "user_mismatch"
+        return None
 
-    def _get(self, exchange: Exchange) -> None:
-        if not self._check_user(exchange, "get"):
-            return
+    def _get(self, exchange: Exchange) -> _Answer | None:
+        if (refused := self._check_user(exchange, "get")) is not None:
+            return refused
         instance_id = exchange.params.get("flowInstId", "")
         if not instance_id:
-            body = {"code": 62102, "msg": "flowInstId is required"}
-            self._answer(exchange, 400, body, kind="bad_request")
-            return
+            return 400, {"code": 62102, "msg": "flowInstId is required"}, "bad_request"
         permanent = self.faults.permanent.get(instance_id)
         if permanent is not None:
-            self._answer(exchange, 200, _PERMANENT_ANSWERS[permanent], kind=permanent)
-            return
+            return 200, _PERMANENT_ANSWERS[permanent], permanent
         fault = self._fault_state.decide(instance_id)
         if fault is not None:
             self._stats.add("faults", fault)
             self._inject(exchange, fault, instance_id)
-            return
-        payload, found = self._payload(instance_id)
-        self._stats.add("answers", "ok" if found else "not_found")
-        exchange.reply(200, payload)
+        else:
+            payload, found = self._payload(instance_id)
+            self._stats.add("answers", "ok" if found else "not_found")
+            exchange.reply(200, payload)
+        return None
 
     def _payload(self, instance_id: str) -> tuple[bytes, bool]:
         """Return the Get Flow Instance body, and whether it has the instance."""
@@ -323,23 +298,20 @@ class Simulator:
         else:
             exchange.reply_json(200, {"code": 62109, "msg": "Server internal exception"})
 
-    def _search(self, exchange: Exchange) -> None:
-        if not self._check_user(exchange, "search"):
-            return
+    def _search(self, exchange: Exchange) -> _Answer:
+        if (refused := self._check_user(exchange, "search")) is not None:
+            return refused
         request = parse_search(exchange.body)
         if isinstance(request, str):
-            self._answer(exchange, 200, {"code": 62102, "msg": request}, kind="bad_request")
-            return
+            return 200, {"code": 62102, "msg": request}, "bad_request"
         ids = self._cursors.page(self.population, request)
         found = (self.population.instance(i, listed=True) for i in ids)
         records = [d for d in found if d is not None]
         data = {"flowInsts": records, "count": len(records)}
-        self._answer(exchange, 200, {"code": 0, "msg": "OK", "data": data}, kind="ok")
+        return 200, {"code": 0, "msg": "OK", "data": data}, "ok"
 
-    def _time(self, exchange: Exchange) -> None:
+    def _time(self, exchange: Exchange) -> _Answer:
         if exchange.params.get("action") != "getTimeZone":
-            body = {"code": 62102, "msg": "action must be 'getTimeZone' here"}
-            self._answer(exchange, 400, body, kind="bad_request")
-            return
+            return 400, {"code": 62102, "msg": "action must be 'getTimeZone' here"}, "bad_request"
         data = {"timezone": self.population.timezone_label()}
-        self._answer(exchange, 200, {"code": 0, "msg": "OK", "data": data}, kind="ok")
+        return 200, {"code": 0, "msg": "OK", "data": data}, "ok"

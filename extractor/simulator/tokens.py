@@ -12,12 +12,13 @@ import hashlib
 import secrets
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 CLOCK_SKEW_MS = 5 * 60 * 1000
 """How far a request's timestamp may be from the server's clock."""
 _FORGET_S = 86400.0
+_HEADERS = ("apim-accesstoken", "apim-timestamp", "apim-signature")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -110,14 +111,10 @@ class TokenService:
             self._tokens = dict.fromkeys(self._tokens, now)
 
     def check(
-        self,
-        token: str | None,
-        stamp: str | None,
-        signature: str | None,
-        query: Iterable[tuple[str, str]],
-        body: bytes,
+        self, headers: Mapping[str, str], query: Iterable[tuple[str, str]], body: bytes
     ) -> Rejection | None:
-        """Check one call's APIM headers; return None when it may go on."""
+        """Check one call's APIM headers (names in lower case); return None when it may go on."""
+        token, stamp, signature = (headers.get(name) for name in _HEADERS)
         if not token or not stamp or not signature:
             return Rejection(
                 1202, "parameter is empty: apim-accesstoken, apim-timestamp, apim-signature"
