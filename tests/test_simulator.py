@@ -885,7 +885,12 @@ def test_fault_plans_are_validated() -> None:
 
 
 def test_build_simulator_from_plain_options() -> None:
-    sim = build_simulator(seed=5, flows=3, timezone="Asia/Kolkata", org_id="o", user_id="u")
+    sim = build_simulator(
+        seed=5,
+        flows=3,
+        timezone="Asia/Kolkata",
+        credentials=SimCredentials(org_id="o", user_id="u"),
+    )
     assert (sim.population.seed, sim.population.flow_count) == (5, 3)
     assert sim.population.timezone_label() == "GMT+5:30"
     assert (sim.credentials.org_id, sim.credentials.user_id) == ("o", "u")

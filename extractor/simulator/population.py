@@ -8,10 +8,10 @@ enumerated by merging the flows' schedules, and an instance's payload is rebuilt
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import math
-import threading
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -121,8 +121,7 @@ class Population:
         if not 0 <= missed_rate <= 1:
             raise ConfigError(f"bad missed rate: {missed_rate!r}")
         self.missed_rate = missed_rate
-        self._flows: dict[int, FlowSpec] = {}
-        self._lock = threading.Lock()
+        self._flow = functools.cache(functools.partial(build_flow, seed, flow_count=flows))
 
     def __repr__(self) -> str:
         return (
@@ -152,12 +151,7 @@ class Population:
         """Return flow ``flow_id``; raise KeyError for an ID outside the population."""
         if not FIRST_FLOW_ID <= flow_id < FIRST_FLOW_ID + self.flow_count:
             raise KeyError(flow_id)
-        spec = self._flows.get(flow_id)
-        if spec is None:
-            spec = build_flow(self.seed, flow_id, self.flow_count)
-            with self._lock:
-                spec = self._flows.setdefault(flow_id, spec)
-        return spec
+        return self._flow(flow_id)
 
     def flows(self) -> list[FlowSpec]:
         """Return every flow, by ID."""
@@ -224,10 +218,7 @@ class Population:
         """
         if limit is not None:
             self._widen_for(limit)
-        found = self._fires(self.start, self._stop(), self.flows())
-        if limit is None:
-            return found
-        return itertools.islice(found, limit)
+        return itertools.islice(self._fires(self.start, self._stop(), self.flows()), limit)
 
     def plan(self, instance_id: str) -> Plan | None:
         """Return the draws behind an instance, or None for an ID that is no fire time."""

@@ -18,11 +18,9 @@ from typing import IO, Any, Self
 
 from extractor.simulator.faults import Faults
 from extractor.simulator.population import DEFAULT_END, DEFAULT_START, Population
-from extractor.simulator.server import SERVICE_PATH, Simulator
+from extractor.simulator.server import Simulator
 from extractor.simulator.stats import SimStats
-from extractor.simulator.tokens import SimCredentials
 
-_DEFAULTS = SimCredentials()
 _ROOT = str(Path(__file__).resolve().parents[2])
 _CHILD = "from extractor.simulator.process import child_main; child_main()"
 
@@ -58,44 +56,16 @@ def build_simulator(
     *,
     seed: int = 42,
     flows: int = 200,
-    start: datetime | None = None,
-    end: datetime | None = None,
+    start: datetime = DEFAULT_START,
+    end: datetime = DEFAULT_END,
     timezone: str = "Asia/Shanghai",
     now: datetime | None = None,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    app_key: str = _DEFAULTS.app_key,
-    app_secret: str = _DEFAULTS.app_secret,
-    org_id: str = _DEFAULTS.org_id,
-    user_id: str = _DEFAULTS.user_id,
-    token_ttl_s: float = 7200,
-    faults: Faults | None = None,
-    service_path: str = SERVICE_PATH,
+    **options: Any,
 ) -> Simulator:
-    """Return a (not yet started) simulator built from plain keyword options.
-
-    ``start`` and ``end`` default to the population's own defaults.
-    """
-    population = Population(
-        seed=seed,
-        flows=flows,
-        start=DEFAULT_START if start is None else start,
-        end=DEFAULT_END if end is None else end,
-        timezone=timezone,
-        now=now,
-    )
-    credentials = SimCredentials(
-        app_key=app_key, app_secret=app_secret, org_id=org_id, user_id=user_id
-    )
-    return Simulator(
-        population,
-        credentials=credentials,
-        faults=faults,
-        host=host,
-        port=port,
-        token_ttl_s=token_ttl_s,
-        service_path=service_path,
-    )
+    """Return a (not yet started) simulator of a :class:`Population` built from plain
+    keyword options; the other ``options`` are :class:`Simulator`'s own."""
+    population = Population(seed, flows, start, end, timezone=timezone, now=now)
+    return Simulator(population, **options)
 
 
 def _serve(options: dict[str, Any], commands: IO[bytes], answers: IO[bytes]) -> None:
