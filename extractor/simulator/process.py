@@ -191,14 +191,11 @@ class SimulatorProcess:
             if process.stdin is not None and process.stdout is not None and process.poll() is None:
                 _send(process.stdin, ("stop", None))
                 pickle.load(process.stdout)
-        for stream in (process.stdin, process.stdout):
-            if stream is not None:
-                stream.close()
         try:
-            process.wait(timeout=10)
+            process.communicate(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
-            process.wait()
+            process.communicate()
 
     def __enter__(self) -> Self:
         return self.start()

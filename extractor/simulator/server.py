@@ -7,10 +7,8 @@ the gateway's behaviour: routing, authentication, the three calls, and faults.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import random
-import socket
 import threading
 from datetime import datetime
 from http import HTTPStatus
@@ -85,8 +83,6 @@ class Simulator:
         self._stats = StatsCounter()
         self._cursors = SearchCursors()
         self._bodies = functools.lru_cache(maxsize=_PAYLOAD_CACHE_SIZE)(self._body)
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
         self._stopping = threading.Event()
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
@@ -145,11 +141,6 @@ class Simulator:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
-        with self._connections_lock:
-            live = list(self._connections)
-        for connection in live:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
         server.server_close()
 
     def __enter__(self) -> Self:
@@ -157,14 +148,6 @@ class Simulator:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
-
-    def track(self, connection: socket.socket, is_open: bool) -> None:
-        """Note a connection opening or closing, so :meth:`stop` can cut it."""
-        with self._connections_lock:
-            if is_open:
-                self._connections.add(connection)
-            else:
-                self._connections.discard(connection)
 
     def handle(self, exchange: Exchange) -> None:
         """Answer one request; the server calls this from the connection's thread."""

@@ -10,8 +10,10 @@ exchanges free of delayed-ACK stalls.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import socketserver
+import threading
 from http import HTTPStatus
 from http.server import ThreadingHTTPServer
 from typing import Protocol
@@ -26,11 +28,9 @@ _IDLE_TIMEOUT_S = 60.0
 
 
 class Application(Protocol):
-    """What the server calls: one method per request, and connection bookkeeping."""
+    """What the server calls, once per request."""
 
     def handle(self, exchange: Exchange) -> None: ...
-
-    def track(self, connection: socket.socket, is_open: bool) -> None: ...
 
 
 class Exchange:
@@ -86,13 +86,15 @@ class Handler(socketserver.StreamRequestHandler):
 
     def setup(self) -> None:
         super().setup()
-        self.server.application.track(self.connection, True)
+        with self.server.lock:
+            self.server.connections.add(self.connection)
 
     def finish(self) -> None:
         try:
             super().finish()
         finally:
-            self.server.application.track(self.connection, False)
+            with self.server.lock:
+                self.server.connections.discard(self.connection)
 
     def handle(self) -> None:
         self.close_connection = False
@@ -151,7 +153,7 @@ class Handler(socketserver.StreamRequestHandler):
 
 
 class Server(ThreadingHTTPServer):
-    """One daemon thread per connection; nothing waits for them on close."""
+    """One daemon thread per connection; closing cuts them rather than waiting for them."""
 
     daemon_threads = True
     block_on_close = False
@@ -159,7 +161,17 @@ class Server(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], application: Application) -> None:
         self.application = application
+        self.connections: set[socket.socket] = set()
+        self.lock = threading.Lock()
         super().__init__(address, Handler)
+
+    def server_close(self) -> None:
+        super().server_close()
+        with self.lock:
+            live = list(self.connections)
+        for connection in live:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind resolves the host's FQDN, a DNS round trip we don't need.
