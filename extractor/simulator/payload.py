@@ -155,14 +155,8 @@ def build_instance(
     business_day = plan.trigger - timedelta(days=1)
     parameters = _parameters(flow, business_day)
     parameters_text = _json_text(parameters)
-    graph = _graph(
-        plan,
-        seen,
-        upstream,
-        graph_instance or (plan.instance_id, plan.trigger),
-        parameters_text,
-        listed,
-    )
+    graph_instance = graph_instance or (plan.instance_id, plan.trigger)
+    graph = _graph(plan, seen, upstream, graph_instance, parameters_text, listed)
     data: dict[str, Any] = {
         "instanceId": plan.instance_id,
         "flowId": flow.flow_id,

@@ -68,9 +68,19 @@ def build_simulator(
     return Simulator(population, **options)
 
 
-def _serve(options: dict[str, Any], commands: IO[bytes], answers: IO[bytes]) -> None:
-    simulator = build_simulator(**options)
-    with simulator:
+def _send(stream: IO[bytes], value: object) -> None:
+    pickle.dump(value, stream)
+    stream.flush()
+
+
+def child_main() -> None:
+    """Entry point of the child: options and commands on stdin, answers on stdout."""
+    answers = os.fdopen(os.dup(1), "wb")
+    # Anything printed by accident goes to stderr, not into the answer stream.
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    commands = sys.stdin.buffer
+    with build_simulator(**pickle.load(commands)) as simulator:
         _send(answers, simulator.url)
         while True:
             command, argument = pickle.load(commands)
@@ -86,21 +96,6 @@ def _serve(options: dict[str, Any], commands: IO[bytes], answers: IO[bytes]) -> 
             elif command == "reset_stats":
                 simulator.reset_stats()
             _send(answers, simulator.stats if command == "stats" else None)
-
-
-def _send(stream: IO[bytes], value: object) -> None:
-    pickle.dump(value, stream)
-    stream.flush()
-
-
-def child_main() -> None:
-    """Entry point of the child: options and commands on stdin, answers on stdout."""
-    answers = os.fdopen(os.dup(1), "wb")
-    # Anything printed by accident goes to stderr, not into the answer stream.
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-    options = pickle.load(sys.stdin.buffer)
-    _serve(options, sys.stdin.buffer, answers)
 
 
 class SimulatorProcess:
