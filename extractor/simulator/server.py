@@ -124,7 +124,7 @@ class Simulator:
         if self._server is not None:
             raise RuntimeError("the simulator is already running")
         self._stopping.clear()
-        server = self._server = Server((self.host, self.port), self)
+        server = self._server = Server((self.host, self.port), self.handle)
         self._thread = threading.Thread(
             target=server.serve_forever, args=(_POLL_S,), name="enos-simulator", daemon=True
         )

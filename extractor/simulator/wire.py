@@ -14,9 +14,9 @@ import contextlib
 import socket
 import socketserver
 import threading
+from collections.abc import Callable
 from http import HTTPStatus
 from http.server import ThreadingHTTPServer
-from typing import Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 import orjson
@@ -25,12 +25,6 @@ JSON_TYPE = "application/json;charset=UTF-8"
 _MAX_LINE = 65536
 _MAX_HEADERS = 100
 _IDLE_TIMEOUT_S = 60.0
-
-
-class Application(Protocol):
-    """What the server calls, once per request."""
-
-    def handle(self, exchange: Exchange) -> None: ...
 
 
 class Exchange:
@@ -149,7 +143,7 @@ class Handler(socketserver.StreamRequestHandler):
         if len(body) < length:
             self.close_connection = True
             return
-        self.server.application.handle(Exchange(self, method, target, headers, body))
+        self.server.answer(Exchange(self, method, target, headers, body))
 
 
 class Server(ThreadingHTTPServer):
@@ -159,8 +153,8 @@ class Server(ThreadingHTTPServer):
     block_on_close = False
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], application: Application) -> None:
-        self.application = application
+    def __init__(self, address: tuple[str, int], answer: Callable[[Exchange], None]) -> None:
+        self.answer = answer
         self.connections: set[socket.socket] = set()
         self.lock = threading.Lock()
         super().__init__(address, Handler)
