@@ -14,7 +14,7 @@ import subprocess
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import IO, Any, Self
+from typing import IO, Any, Self, cast
 
 from extractor.simulator.faults import Faults
 from extractor.simulator.population import DEFAULT_END, DEFAULT_START, Population
@@ -169,8 +169,7 @@ class SimulatorProcess:
 
     def stats(self) -> SimStats:
         """Return the child's counters."""
-        result: SimStats = self._call("stats")
-        return result
+        return cast(SimStats, self._call("stats"))
 
     def reset_stats(self) -> None:
         """Zero the child's counters."""

@@ -39,11 +39,6 @@ class Rejection:
     message: str
 
 
-def sha256_hex(text: bytes) -> str:
-    """Return the lowercase hex SHA-256 of ``text``."""
-    return hashlib.sha256(text).hexdigest()
-
-
 def params_data(query: Iterable[tuple[str, str]], body: bytes = b"") -> bytes:
     """Return ``paramsData`` for a signature: sorted ``name+value`` pairs, then the body.
 
@@ -87,7 +82,7 @@ class TokenService:
         secret = self.credentials.app_secret
         if app_key != self.credentials.app_key:
             return Rejection(1002, "appKey does not exist")
-        if encryption != sha256_hex(f"{app_key}{stamp}{secret}".encode()):
+        if encryption != hashlib.sha256(f"{app_key}{stamp}{secret}".encode()).hexdigest():
             return Rejection(1003, "invalid encryption")
         now = time.monotonic()
         with self._lock:
@@ -127,7 +122,8 @@ class TokenService:
         if not stamp.isdigit() or abs(_now_ms() - int(stamp)) > CLOCK_SKEW_MS:
             return Rejection(1004, "invalid parameters: apim-timestamp is not current epoch ms")
         secret = self.credentials.app_secret.encode()
-        expected = sha256_hex(token.encode() + params_data(query, body) + stamp.encode() + secret)
+        signed = token.encode() + params_data(query, body) + stamp.encode() + secret
+        expected = hashlib.sha256(signed).hexdigest()
         if not secrets.compare_digest(signature, expected):
             return Rejection(1003, "invalid signature")
         return None
