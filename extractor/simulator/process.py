@@ -8,21 +8,23 @@ controls (faults, clock, token expiry, stats) reachable over a pipe.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import pickle
 import subprocess
 import sys
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any, Self, cast
 
 from extractor.simulator.faults import Faults
-from extractor.simulator.population import DEFAULT_END, DEFAULT_START, Population
+from extractor.simulator.population import Population
 from extractor.simulator.server import Simulator
 from extractor.simulator.stats import SimStats
 
 _ROOT = str(Path(__file__).resolve().parents[2])
 _CHILD = "from extractor.simulator.process import child_main; child_main()"
+_POPULATION_OPTIONS = frozenset(inspect.signature(Population).parameters)
 
 
 def describe_simulator(sim: Simulator) -> str:
@@ -52,20 +54,16 @@ def describe_simulator(sim: Simulator) -> str:
     )
 
 
-def build_simulator(
-    *,
-    seed: int = 42,
-    flows: int = 200,
-    start: datetime = DEFAULT_START,
-    end: datetime = DEFAULT_END,
-    timezone: str = "Asia/Shanghai",
-    now: datetime | None = None,
-    **options: Any,
-) -> Simulator:
-    """Return a (not yet started) simulator of a :class:`Population` built from plain
-    keyword options; the other ``options`` are :class:`Simulator`'s own."""
-    population = Population(seed, flows, start, end, timezone=timezone, now=now)
-    return Simulator(population, **options)
+def build_simulator(**options: Any) -> Simulator:
+    """Return a (not yet started) simulator built from plain keyword options: those of
+    :class:`Population` build its population, the rest are :class:`Simulator`'s own.
+
+    >>> sim = build_simulator(flows=3, port=8080)
+    >>> sim.population.flow_count, sim.port
+    (3, 8080)
+    """
+    chosen = {name: options.pop(name) for name in _POPULATION_OPTIONS & options.keys()}
+    return Simulator(Population(**chosen), **options)
 
 
 def _send(stream: IO[bytes], value: object) -> None:
