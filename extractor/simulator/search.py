@@ -136,17 +136,16 @@ class SearchCursors:
     """Remembers where the last pages of recent queries ended."""
 
     def __init__(self) -> None:
-        self._cursors: OrderedDict[tuple[object, ...], Iterator[str]] = OrderedDict()
+        self._cursors: OrderedDict[tuple[object, int], Iterator[str]] = OrderedDict()
         self._lock = threading.Lock()
 
     def page(self, population: Population, request: SearchRequest) -> list[str]:
         """Return the IDs of the requested page."""
         # A cursor is found by its query and the offset it stopped at, whatever the page size.
-        query = replace(request, page_no=1, page_size=1)
+        query = (replace(request, page_no=1, page_size=1), population.now, population.start)
         offset = (request.page_no - 1) * request.page_size
-        key = (query, population.now, population.start)
         with self._lock:
-            found = self._cursors.pop((*key, offset), None)
+            found = self._cursors.pop((query, offset), None)
         if found is None:
             found = population.search_ids(
                 request.from_ms,
@@ -162,7 +161,7 @@ class SearchCursors:
         page = list(itertools.islice(found, request.page_size))
         if len(page) == request.page_size:
             with self._lock:
-                self._cursors[(*key, offset + request.page_size)] = found
+                self._cursors[(query, offset + request.page_size)] = found
                 while len(self._cursors) > _CURSORS:
                     self._cursors.popitem(last=False)
         return page
