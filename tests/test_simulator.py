@@ -397,7 +397,8 @@ def test_counting_fires_agrees_with_listing_them(population: Population) -> None
 @pytest.mark.parametrize("quirk", [q for q in QUIRKS if q != "graph-other-instance"])
 def test_each_quirk_is_spread_and_can_be_found(population: Population, quirk: Quirk) -> None:
     instance_id = population.find(quirk=quirk)
-    assert quirk in population.quirks(instance_id)
+    plan = population.plan(instance_id)
+    assert plan is not None and quirk in plan.quirks
     envelope = population.envelope(instance_id)
     data = envelope["data"][0] if isinstance(envelope["data"], list) else envelope["data"]
     graph = _graph(data)
@@ -416,7 +417,8 @@ def test_each_quirk_is_spread_and_can_be_found(population: Population, quirk: Qu
     }
     assert checks[quirk]
     plain = population.find(lacking=[quirk])
-    assert quirk not in population.quirks(plain)
+    plan = population.plan(plain)
+    assert plan is not None and quirk not in plan.quirks
 
 
 def test_graph_of_another_instance_is_opt_in() -> None:
@@ -883,7 +885,12 @@ def test_fault_plans_are_validated() -> None:
 
 
 def test_build_simulator_from_plain_options() -> None:
-    sim = build_simulator(seed=5, flows=3, timezone="Asia/Kolkata", org_id="o", user_id="u")
+    sim = build_simulator(
+        seed=5,
+        flows=3,
+        timezone="Asia/Kolkata",
+        credentials=SimCredentials(org_id="o", user_id="u"),
+    )
     assert (sim.population.seed, sim.population.flow_count) == (5, 3)
     assert sim.population.timezone_label() == "GMT+5:30"
     assert (sim.credentials.org_id, sim.credentials.user_id) == ("o", "u")

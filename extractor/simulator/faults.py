@@ -15,9 +15,10 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.utils import formatdate
-from typing import Literal
+from typing import Literal, get_args
 
 from extractor.errors import ConfigError
+from extractor.simulator.lifecycle import pick
 
 RetryAfterForm = Literal["seconds", "http-date", "zero", "negative", "absurd", "none"]
 """How a 429's ``Retry-After`` header is written (``none`` leaves it out)."""
@@ -27,14 +28,7 @@ FaultKind = Literal["throttle", "server_error", "timeout", "drop", "malformed", 
 
 PermanentFault = Literal["not_found", "no_privilege"]
 
-FAULT_KINDS: tuple[FaultKind, ...] = (
-    "throttle",
-    "server_error",
-    "timeout",
-    "drop",
-    "malformed",
-    "code_error",
-)
+FAULT_KINDS: tuple[FaultKind, ...] = get_args(FaultKind)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,11 +92,6 @@ class Faults:
             raise ConfigError(f"unknown permanent faults: {bad}")
         object.__setattr__(self, "permanent", dict(self.permanent))
 
-    @property
-    def is_active(self) -> bool:
-        """Tell whether any per-request fault can fire."""
-        return any(getattr(self, kind) for kind in FAULT_KINDS)
-
 
 def _uniform(seed: int, instance_id: str, attempt: int) -> float:
     digest = hashlib.blake2b(f"{seed}:{instance_id}:{attempt}".encode(), digest_size=8).digest()
@@ -119,13 +108,7 @@ def retry_after_header(form: RetryAfterForm, seconds: float) -> str | None:
         return str(max(1, math.ceil(seconds)))
     if form == "http-date":
         return formatdate(time.time() + seconds, usegmt=True)
-    if form == "zero":
-        return "0"
-    if form == "negative":
-        return "-5"
-    if form == "absurd":
-        return "99999999"
-    return None
+    return {"zero": "0", "negative": "-5", "absurd": "99999999"}.get(form)
 
 
 class FaultState:
@@ -145,23 +128,18 @@ class FaultState:
     def decide(self, instance_id: str) -> FaultKind | None:
         """Return the fault for this attempt at ``instance_id``, or None to answer it."""
         plan = self.faults
-        if not plan.is_active:
+        if not any(getattr(plan, kind) for kind in FAULT_KINDS):
             return None
         with self._lock:
             failed = self._failures.get(instance_id, 0)
             if failed >= plan.fault_attempts:
                 return None
-            kind: FaultKind | None = None
+            kind: FaultKind | None = "server_error"
             if self._burst_left > 0:
                 self._burst_left -= 1
-                kind = "server_error"
             else:
                 point = _uniform(plan.seed, instance_id, failed)
-                for candidate in FAULT_KINDS:
-                    point -= getattr(plan, candidate)
-                    if point < 0:
-                        kind = candidate
-                        break
+                kind = pick(point, ((k, getattr(plan, k)) for k in FAULT_KINDS))
                 if kind == "server_error":
                     self._burst_left = plan.error_burst - 1
             if kind is not None:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import MappingProxyType
-from typing import Literal
+from typing import Literal, TypeVar, get_args
 
 from extractor.simulator.flows import MAX_TASKS, FlowSpec
 
@@ -32,18 +32,7 @@ Quirk = Literal[
 ]
 """Documented inconsistencies an instance may show; see :data:`DEFAULT_QUIRK_RATES`."""
 
-QUIRKS: tuple[Quirk, ...] = (
-    "data-list",
-    "graph-decoded",
-    "parameters-decoded",
-    "task-id-string",
-    "graph-do-as",
-    "graph-extra-keys",
-    "graph-other-instance",
-    "relations-from-to",
-    "relations-pre-node",
-    "relations-pairs",
-)
+QUIRKS: tuple[Quirk, ...] = get_args(Quirk)
 
 DEFAULT_QUIRK_RATES: Mapping[Quirk, float] = MappingProxyType(
     {
@@ -89,6 +78,7 @@ and then waits for its rerun with every task back at INIT.
 """
 
 _SECOND = timedelta(seconds=1)
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,24 +110,23 @@ class Observation:
     """Share of the run done, for RUNNING and SUSPEND task statuses."""
 
 
-def _draw_quirks(rng: random.Random, rates: Mapping[Quirk, float]) -> frozenset[Quirk]:
-    chosen = {q for q in QUIRKS if q not in _RELATION_QUIRKS and rng.random() < rates[q]}
-    spelling = rng.random()
-    for quirk in _RELATION_QUIRKS:
-        spelling -= rates[quirk]
-        if spelling < 0:
-            chosen.add(quirk)
-            break
-    return frozenset(chosen)
+def pick(point: float, shares: Iterable[tuple[_T, float]]) -> _T | None:
+    """Return the first choice whose running total of shares passes ``point``, if any.
 
-
-def _draw_outcome(rng: random.Random) -> int:
-    point = rng.random()
-    for code, share in _OUTCOMES:
+    >>> pick(0.25, [("a", 0.2), ("b", 0.1)]), pick(0.5, [("a", 0.2), ("b", 0.1)])
+    ('b', None)
+    """
+    for choice, share in shares:
         point -= share
         if point < 0:
-            return code
-    return 1
+            return choice
+    return None
+
+
+def _draw_quirks(rng: random.Random, rates: Mapping[Quirk, float]) -> frozenset[Quirk]:
+    chosen = {q for q in QUIRKS if q not in _RELATION_QUIRKS and rng.random() < rates[q]}
+    spelling = pick(rng.random(), ((q, rates[q]) for q in _RELATION_QUIRKS))
+    return frozenset(chosen if spelling is None else chosen | {spelling})
 
 
 def make_plan(
@@ -158,7 +147,8 @@ def make_plan(
         delay = rng.randint(60, 1800)
     else:
         delay = rng.randint(3600, 6 * 3600)
-    outcome = _draw_outcome(rng)
+    outcome = pick(rng.random(), _OUTCOMES)
+    outcome = 1 if outcome is None else outcome
     duration = min(6 * 3600, max(1, round(rng.lognormvariate(math.log(20 * tasks), 0.9))))
     if outcome == 7:
         duration = 7200 + rng.randint(0, 90)
@@ -189,7 +179,7 @@ def is_missed(seed: int, instance_id: str, rate: float) -> bool:
 
 
 def _before_start(plan: Plan, now: datetime) -> int:
-    waited = (now - plan.trigger) / max(plan.start - plan.trigger, timedelta(seconds=1))
+    waited = (now - plan.trigger) / max(plan.start - plan.trigger, _SECOND)
     if waited < 0.2:
         return 0
     return 5 if waited < 0.7 else 6

@@ -14,7 +14,6 @@ and no ``alertMode``/``calDt``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,13 +26,9 @@ from extractor.tables._schema import STATUS_NAMES
 CANCEL = 8
 
 
-@dataclass(frozen=True, slots=True)
-class Upstream:
-    """An instance of another flow that this instance waited for."""
-
-    flow: FlowSpec
-    instance_id: str
-    status: str
+Upstream = tuple[FlowSpec, str, str]
+"""An instance of another flow that this instance waited for: the flow, the instance's
+ID and its status name."""
 
 
 def instance_id_of(flow_id: int, trigger: datetime) -> str:
@@ -94,28 +89,25 @@ def _graph(
             "y": task.y,
             id_key: str(task.task_id) if as_string else task.task_id,
             "nodeId": f"t_{task.task_id}",
-            "status": status,
+            **({} if listed else {"status": status}),
         }
         for task, status in zip(pool, task_statuses(plan, seen), strict=True)
     ]
-    if listed:
-        for task in tasks:
-            del task["status"]
     edges = [(f"t_{pool[p].task_id}", f"t_{t.task_id}") for t in pool for p in t.parents]
     flows = []
-    for row, up in enumerate(upstream):
-        node = f"f_{up.flow.flow_id}"
+    for row, (up_flow, up_id, up_status) in enumerate(upstream):
+        node = f"f_{up_flow.flow_id}"
         edges.insert(row, (node, f"t_{pool[0].task_id}"))
         flows.append(
             {
-                "flowId": str(up.flow.flow_id),
-                "flowName": up.flow.name,
+                "flowId": str(up_flow.flow_id),
+                "flowName": up_flow.name,
                 "nodeId": node,
-                "isVirtual": up.flow.is_virtual,
+                "isVirtual": up_flow.is_virtual,
                 "x": 0.0005,
                 "y": round(0.0015 + 0.003 * row, 4),
-                "flowInstId": up.instance_id,
-                "status": up.status,
+                "flowInstId": up_id,
+                "status": up_status,
             }
         )
     graph: dict[str, Any] = {
@@ -155,8 +147,6 @@ def build_instance(
     with ``listed`` its element of List Flow Instances' ``flowInsts``.
 
     Args:
-        plan: The instance's draws.
-        seen: What is reported at the population's ``now``.
         upstream: Instances of the flows this flow waits for (``graph.flows``).
         graph_instance: ID and trigger of the instance the graph describes, when it is
             not this one (the doc's example shows another instance's graph).
@@ -165,14 +155,8 @@ def build_instance(
     business_day = plan.trigger - timedelta(days=1)
     parameters = _parameters(flow, business_day)
     parameters_text = _json_text(parameters)
-    graph = _graph(
-        plan,
-        seen,
-        upstream,
-        graph_instance or (plan.instance_id, plan.trigger),
-        parameters_text,
-        listed,
-    )
+    graph_instance = graph_instance or (plan.instance_id, plan.trigger)
+    graph = _graph(plan, seen, upstream, graph_instance, parameters_text, listed)
     data: dict[str, Any] = {
         "instanceId": plan.instance_id,
         "flowId": flow.flow_id,

@@ -8,10 +8,10 @@ enumerated by merging the flows' schedules, and an instance's payload is rebuilt
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import math
-import threading
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -53,14 +53,21 @@ def flow_type(flow_id: int) -> int:
     return MANUAL if slot in (3, 13) else TEMPORARY if slot == 17 else PERIODIC
 
 
-def _tagged(spec: FlowSpec, start: datetime, stop: datetime) -> Iterator[tuple[datetime, int]]:
-    flow_id = spec.flow_id
-    for moment in spec.schedule.iter_fires(start, stop):
-        yield moment, flow_id
-
-
-def _flow_id_of(instance_id: str) -> int:
-    return int(instance_id.partition("-")[0])
+def _split_id(instance_id: str) -> tuple[int, datetime]:
+    """Return the flow ID and trigger :func:`instance_id_of` wrote; raise ValueError if it
+    could not have written ``instance_id``."""
+    flow_part, _, clock = instance_id.partition("-")
+    if len(clock) != 14 or not clock.isdigit() or not flow_part.isdigit():
+        raise ValueError(instance_id)
+    trigger = datetime(
+        int(clock[:4]),
+        int(clock[4:6]),
+        int(clock[6:8]),
+        int(clock[8:10]),
+        int(clock[10:12]),
+        int(clock[12:]),
+    )
+    return int(flow_part), trigger
 
 
 class Population:
@@ -114,8 +121,7 @@ class Population:
         if not 0 <= missed_rate <= 1:
             raise ConfigError(f"bad missed rate: {missed_rate!r}")
         self.missed_rate = missed_rate
-        self._flows: dict[int, FlowSpec] = {}
-        self._lock = threading.Lock()
+        self._flow = functools.cache(functools.partial(build_flow, seed, flow_count=flows))
 
     def __repr__(self) -> str:
         return (
@@ -145,12 +151,7 @@ class Population:
         """Return flow ``flow_id``; raise KeyError for an ID outside the population."""
         if not FIRST_FLOW_ID <= flow_id < FIRST_FLOW_ID + self.flow_count:
             raise KeyError(flow_id)
-        spec = self._flows.get(flow_id)
-        if spec is None:
-            spec = build_flow(self.seed, flow_id, self.flow_count)
-            with self._lock:
-                spec = self._flows.setdefault(flow_id, spec)
-        return spec
+        return self._flow(flow_id)
 
     def flows(self) -> list[FlowSpec]:
         """Return every flow, by ID."""
@@ -182,11 +183,17 @@ class Population:
             self.start -= timedelta(days=days)
         raise ConfigError(f"cannot widen the population to {wanted} instances")
 
-    def _fires(self, start: datetime, stop: datetime, flows: Iterable[FlowSpec]) -> Iterator[str]:
-        streams = [_tagged(spec, start, stop) for spec in flows]
+    def _fires(
+        self, start: datetime, stop: datetime, flows: Iterable[FlowSpec], *, missed: bool = False
+    ) -> Iterator[str]:
+        """Yield the IDs of the fires in ``[start, stop)`` that ran, or with ``missed`` the
+        fires that did not, by trigger time then flow ID."""
+        streams = [
+            zip(f.schedule.iter_fires(start, stop), itertools.repeat(f.flow_id)) for f in flows
+        ]
         for moment, flow_id in heapq.merge(*streams):
             instance_id = instance_id_of(flow_id, moment)
-            if not is_missed(self.seed, instance_id, self.missed_rate):
+            if is_missed(self.seed, instance_id, self.missed_rate) == missed:
                 yield instance_id
 
     def missed(self) -> list[tuple[int, datetime]]:
@@ -199,12 +206,8 @@ class Population:
         >>> p.instance(instance_id_of(flow_id, trigger)) is None
         True
         """
-        streams = [_tagged(spec, self.start, self._stop()) for spec in self.flows()]
-        return [
-            (flow_id, moment)
-            for moment, flow_id in heapq.merge(*streams)
-            if is_missed(self.seed, instance_id_of(flow_id, moment), self.missed_rate)
-        ]
+        fires = self._fires(self.start, self._stop(), self.flows(), missed=True)
+        return [_split_id(instance_id) for instance_id in fires]
 
     def ids(self, limit: int | None = None) -> Iterator[str]:
         """Yield instance IDs by trigger time, then flow ID.
@@ -215,39 +218,19 @@ class Population:
         """
         if limit is not None:
             self._widen_for(limit)
-        found = self._fires(self.start, self._stop(), self.flows())
-        if limit is None:
-            return found
-        return itertools.islice(found, limit)
+        return itertools.islice(self._fires(self.start, self._stop(), self.flows()), limit)
 
-    def _parse(self, instance_id: str) -> tuple[FlowSpec, datetime] | None:
-        flow_part, _, clock = instance_id.partition("-")
-        if len(clock) != 14 or not clock.isdigit() or not flow_part.isdigit():
-            return None
+    def plan(self, instance_id: str) -> Plan | None:
+        """Return the draws behind an instance, or None for an ID that is no fire time."""
         try:
-            spec = self.flow(int(flow_part))
-            trigger = datetime(
-                int(clock[:4]),
-                int(clock[4:6]),
-                int(clock[6:8]),
-                int(clock[8:10]),
-                int(clock[10:12]),
-                int(clock[12:]),
-            )
+            flow_id, trigger = _split_id(instance_id)
+            spec = self.flow(flow_id)
         except (KeyError, ValueError):
             return None
         if not self.start <= trigger < self.end or not spec.schedule.is_fire(trigger):
             return None
         if is_missed(self.seed, instance_id, self.missed_rate):
             return None
-        return spec, trigger
-
-    def plan(self, instance_id: str) -> Plan | None:
-        """Return the draws behind an instance, or None for an ID that is no fire time."""
-        parsed = self._parse(instance_id)
-        if parsed is None:
-            return None
-        spec, trigger = parsed
         return make_plan(self.seed, instance_id, spec, trigger, self.quirk_rates)
 
     def _observe(self, instance_id: str) -> tuple[Plan, Observation] | None:
@@ -262,11 +245,6 @@ class Population:
         found = self._observe(instance_id)
         return None if found is None else found[1].status
 
-    def quirks(self, instance_id: str) -> frozenset[Quirk]:
-        """Return the documented inconsistencies this instance shows (empty if unknown)."""
-        plan = self.plan(instance_id)
-        return frozenset() if plan is None else plan.quirks
-
     def _upstream(self, plan: Plan) -> list[Upstream]:
         found = []
         for flow_id in plan.flow.upstream_flows:
@@ -277,7 +255,7 @@ class Population:
             upstream_id = instance_id_of(flow_id, fired)
             status = self.status(upstream_id)
             name = "NONE" if status is None else STATUS_NAMES[status]
-            found.append(Upstream(spec, upstream_id, name))
+            found.append((spec, upstream_id, name))
         return found
 
     def _build(self, plan: Plan, seen: Observation, *, listed: bool = False) -> dict[str, Any]:
@@ -315,12 +293,8 @@ class Population:
         status: int | None = None,
         lacking: Iterable[Quirk] = (),
     ) -> str:
-        """Return the first ID, in :meth:`ids` order, with a quirk and/or a status.
-
-        Args:
-            quirk: A quirk the instance must show.
-            status: The status code it must have at ``now``.
-            lacking: Quirks it must not show.
+        """Return the first ID, in :meth:`ids` order, that shows ``quirk``, has ``status``
+        at ``now`` and shows none of ``lacking`` (``None`` asks for any).
 
         Raises:
             LookupError: No instance in the window matches.
@@ -331,13 +305,12 @@ class Population:
             if found is None:
                 continue
             plan, seen = found
-            if quirk is not None and quirk not in plan.quirks:
-                continue
-            if status is not None and seen.status != status:
-                continue
-            if plan.quirks & unwanted:
-                continue
-            return instance_id
+            if (
+                (quirk is None or quirk in plan.quirks)
+                and (status is None or seen.status == status)
+                and not plan.quirks & unwanted
+            ):
+                return instance_id
         raise LookupError(f"no instance with quirk={quirk!r} status={status!r}")
 
     def to_epoch_ms(self, moment: datetime) -> int:
@@ -378,7 +351,8 @@ class Population:
         ]
         named = {f.flow_id for f in flows if needle in f.name.casefold()}
         for instance_id in self._fires(start, stop, flows):
-            if needle and needle not in instance_id and _flow_id_of(instance_id) not in named:
+            flow_id = int(instance_id.partition("-")[0])
+            if needle and needle not in instance_id and flow_id not in named:
                 continue
             if status_codes and self.status(instance_id) not in status_codes:
                 continue

@@ -8,24 +8,23 @@ controls (faults, clock, token expiry, stats) reachable over a pipe.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import pickle
 import subprocess
 import sys
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any, Self
+from typing import IO, Any, Self, cast
 
 from extractor.simulator.faults import Faults
-from extractor.simulator.population import DEFAULT_END, DEFAULT_START, Population
-from extractor.simulator.server import SERVICE_PATH, Simulator
+from extractor.simulator.population import Population
+from extractor.simulator.server import Simulator
 from extractor.simulator.stats import SimStats
-from extractor.simulator.tokens import SimCredentials
 
-_DEFAULTS = SimCredentials()
 _ROOT = str(Path(__file__).resolve().parents[2])
 _CHILD = "from extractor.simulator.process import child_main; child_main()"
+_POPULATION_OPTIONS = frozenset(inspect.signature(Population).parameters)
 
 
 def describe_simulator(sim: Simulator) -> str:
@@ -55,53 +54,31 @@ def describe_simulator(sim: Simulator) -> str:
     )
 
 
-def build_simulator(
-    *,
-    seed: int = 42,
-    flows: int = 200,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    timezone: str = "Asia/Shanghai",
-    now: datetime | None = None,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    app_key: str = _DEFAULTS.app_key,
-    app_secret: str = _DEFAULTS.app_secret,
-    org_id: str = _DEFAULTS.org_id,
-    user_id: str = _DEFAULTS.user_id,
-    token_ttl_s: float = 7200,
-    faults: Faults | None = None,
-    service_path: str = SERVICE_PATH,
-) -> Simulator:
-    """Return a (not yet started) simulator built from plain keyword options.
+def build_simulator(**options: Any) -> Simulator:
+    """Return a (not yet started) simulator built from plain keyword options: those of
+    :class:`Population` build its population, the rest are :class:`Simulator`'s own.
 
-    ``start`` and ``end`` default to the population's own defaults.
+    >>> sim = build_simulator(flows=3, port=8080)
+    >>> sim.population.flow_count, sim.port
+    (3, 8080)
     """
-    population = Population(
-        seed=seed,
-        flows=flows,
-        start=DEFAULT_START if start is None else start,
-        end=DEFAULT_END if end is None else end,
-        timezone=timezone,
-        now=now,
-    )
-    credentials = SimCredentials(
-        app_key=app_key, app_secret=app_secret, org_id=org_id, user_id=user_id
-    )
-    return Simulator(
-        population,
-        credentials=credentials,
-        faults=faults,
-        host=host,
-        port=port,
-        token_ttl_s=token_ttl_s,
-        service_path=service_path,
-    )
+    chosen = {name: options.pop(name) for name in _POPULATION_OPTIONS & options.keys()}
+    return Simulator(Population(**chosen), **options)
 
 
-def _serve(options: dict[str, Any], commands: IO[bytes], answers: IO[bytes]) -> None:
-    simulator = build_simulator(**options)
-    with simulator:
+def _send(stream: IO[bytes], value: object) -> None:
+    pickle.dump(value, stream)
+    stream.flush()
+
+
+def child_main() -> None:
+    """Entry point of the child: options and commands on stdin, answers on stdout."""
+    answers = os.fdopen(os.dup(1), "wb")
+    # Anything printed by accident goes to stderr, not into the answer stream.
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    commands = sys.stdin.buffer
+    with build_simulator(**pickle.load(commands)) as simulator:
         _send(answers, simulator.url)
         while True:
             command, argument = pickle.load(commands)
@@ -117,21 +94,6 @@ def _serve(options: dict[str, Any], commands: IO[bytes], answers: IO[bytes]) -> 
             elif command == "reset_stats":
                 simulator.reset_stats()
             _send(answers, simulator.stats if command == "stats" else None)
-
-
-def _send(stream: IO[bytes], value: object) -> None:
-    pickle.dump(value, stream)
-    stream.flush()
-
-
-def child_main() -> None:
-    """Entry point of the child: options and commands on stdin, answers on stdout."""
-    answers = os.fdopen(os.dup(1), "wb")
-    # Anything printed by accident goes to stderr, not into the answer stream.
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-    options = pickle.load(sys.stdin.buffer)
-    _serve(options, sys.stdin.buffer, answers)
 
 
 class SimulatorProcess:
@@ -205,8 +167,7 @@ class SimulatorProcess:
 
     def stats(self) -> SimStats:
         """Return the child's counters."""
-        result: SimStats = self._call("stats")
-        return result
+        return cast(SimStats, self._call("stats"))
 
     def reset_stats(self) -> None:
         """Zero the child's counters."""
@@ -222,22 +183,14 @@ class SimulatorProcess:
             if process.stdin is not None and process.stdout is not None and process.poll() is None:
                 _send(process.stdin, ("stop", None))
                 pickle.load(process.stdout)
-        for stream in (process.stdin, process.stdout):
-            if stream is not None:
-                stream.close()
         try:
-            process.wait(timeout=10)
+            process.communicate(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
-            process.wait()
+            process.communicate()
 
     def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()

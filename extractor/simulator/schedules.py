@@ -55,11 +55,6 @@ class FireTimes:
             return day.day == self.day_value
         return day.day == calendar.monthrange(day.year, day.month)[1]
 
-    @property
-    def per_day(self) -> int:
-        """Fires on a day the schedule fires on."""
-        return len(self.hours) * len(self.minutes)
-
     def is_fire(self, moment: datetime) -> bool:
         """Tell whether ``moment`` is exactly one of the schedule's fire times."""
         return (
@@ -93,7 +88,7 @@ class FireTimes:
             return 0
         first, last = start.date(), stop.date()
         total = sum(
-            self.per_day
+            len(self.hours) * len(self.minutes)
             for offset in range(1, (last - first).days)
             if self.fires_on(first + timedelta(days=offset))
         )

@@ -19,8 +19,8 @@ import itertools
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from typing import TypeGuard
 
 import orjson
 
@@ -29,8 +29,6 @@ from extractor.tables._schema import STATUS_NAMES
 
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 10
-SORT_FIELDS = frozenset({"createTime", "updateTime", "startTime", "triggerTime", "endTime"})
-SORTERS_INVALID = "The sorters field parameter is invalid"
 _RECORD_FIELD = {
     "createTime": "triggerTime",
     "updateTime": "timestamp",
@@ -38,6 +36,7 @@ _RECORD_FIELD = {
     "triggerTime": "triggerTime",
     "endTime": "endTime",
 }
+"""The record's field behind each sorter field List Flow Instances accepts."""
 _CURSORS = 32
 
 
@@ -57,12 +56,8 @@ class SearchRequest:
     descending: bool = False
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _millis(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _statuses(value: object) -> frozenset[int] | str:
@@ -70,13 +65,12 @@ def _statuses(value: object) -> frozenset[int] | str:
         value = str(value)
     if not isinstance(value, str):
         return "status is required: comma-separated status codes, empty for all"
-    text = value
     codes: set[int] = set()
-    for part in filter(None, (p.strip() for p in text.split(","))):
+    for part in filter(None, (p.strip() for p in value.split(","))):
         try:
             code = int(part)
         except ValueError:
-            return f"status must be comma-separated status codes, got {text!r}"
+            return f"status must be comma-separated status codes, got {value!r}"
         if code not in STATUS_NAMES:
             return f"unknown status code {code}"
         codes.add(code)
@@ -98,8 +92,8 @@ def _pagination(value: object) -> tuple[int, int, str, bool] | str:
         return "pagination.sorters must be a list"
     field, descending = "triggerTime", False
     for sorter in sorters[:1]:  # the first sorter orders the pages
-        if not isinstance(sorter, dict) or sorter.get("field") not in SORT_FIELDS:
-            return SORTERS_INVALID
+        if not isinstance(sorter, dict) or sorter.get("field") not in _RECORD_FIELD:
+            return "The sorters field parameter is invalid"
         order = str(sorter.get("order", "ASC")).upper()
         if order not in ("ASC", "DESC"):
             return "sorters: order must be ASC or DESC"
@@ -123,9 +117,9 @@ def parse_search(body: bytes) -> SearchRequest | str:
         return "owner is required (an empty string for any owner)"
     if not isinstance(expression, str):
         return "expression must be a string"
-    from_ms = _millis(value.get("fromTriggerTime", value.get("startTriggerTime")))
-    to_ms = _millis(value.get("toTriggerTime", value.get("endTriggerTime")))
-    if from_ms is None or to_ms is None:
+    from_ms = value.get("fromTriggerTime", value.get("startTriggerTime"))
+    to_ms = value.get("toTriggerTime", value.get("endTriggerTime"))
+    if not _is_int(from_ms) or not _is_int(to_ms):
         return "fromTriggerTime and toTriggerTime are required, in epoch milliseconds"
     if from_ms > to_ms:
         return "fromTriggerTime must not be after toTriggerTime"
@@ -138,33 +132,20 @@ def parse_search(body: bytes) -> SearchRequest | str:
     return SearchRequest(kind, expression, owner, from_ms, to_ms, statuses, *paging)
 
 
-_Key = tuple[int, str, str, int, int, frozenset[int], str, bool, datetime, datetime]
-
-
 class SearchCursors:
     """Remembers where the last pages of recent queries ended."""
 
     def __init__(self) -> None:
-        self._cursors: OrderedDict[tuple[_Key, int], Iterator[str]] = OrderedDict()
+        self._cursors: OrderedDict[tuple[object, int], Iterator[str]] = OrderedDict()
         self._lock = threading.Lock()
 
     def page(self, population: Population, request: SearchRequest) -> list[str]:
         """Return the IDs of the requested page."""
-        key: _Key = (
-            request.type,
-            request.expression,
-            request.owner,
-            request.from_ms,
-            request.to_ms,
-            request.statuses,
-            request.sort_field,
-            request.descending,
-            population.now,
-            population.start,
-        )
+        # A cursor is found by its query and the offset it stopped at, whatever the page size.
+        query = (replace(request, page_no=1, page_size=1), population.now, population.start)
         offset = (request.page_no - 1) * request.page_size
         with self._lock:
-            found = self._cursors.pop((key, offset), None)
+            found = self._cursors.pop((query, offset), None)
         if found is None:
             found = population.search_ids(
                 request.from_ms,
@@ -180,7 +161,7 @@ class SearchCursors:
         page = list(itertools.islice(found, request.page_size))
         if len(page) == request.page_size:
             with self._lock:
-                self._cursors[(key, offset + request.page_size)] = found
+                self._cursors[(query, offset + request.page_size)] = found
                 while len(self._cursors) > _CURSORS:
                     self._cursors.popitem(last=False)
         return page

@@ -7,14 +7,11 @@ the gateway's behaviour: routing, authentication, the three calls, and faults.
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import random
-import socket
 import threading
-from collections import OrderedDict
 from datetime import datetime
 from http import HTTPStatus
-from types import TracebackType
 from typing import Self
 
 import orjson
@@ -23,7 +20,7 @@ from extractor.simulator.faults import Faults, FaultState, TokenBucket, retry_af
 from extractor.simulator.population import Population
 from extractor.simulator.search import SearchCursors, parse_search
 from extractor.simulator.stats import SimStats, StatsCounter
-from extractor.simulator.tokens import SimCredentials, TokenService
+from extractor.simulator.tokens import Rejection, SimCredentials, TokenService
 from extractor.simulator.wire import Exchange, Server
 
 TOKEN_PATH = "/apim-token-service/v2.0/token/get"
@@ -33,8 +30,15 @@ INSTANCES_PATH = f"/{SERVICE_PATH}/flowInstances"
 TIME_PATH = f"/{SERVICE_PATH}/time"
 
 _PAYLOAD_CACHE_SIZE = 4096
+_PERMANENT_ANSWERS = {
+    "no_privilege": {"code": 62103, "msg": "No privilege to read this flow instance."},
+    "not_found": {"code": 0, "msg": "OK", "data": None},
+}
 _POLL_S = 0.05
 """How often the accept loop looks for a stop request; bounds how long stop() waits."""
+
+_Answer = tuple[int, object, str]
+"""A JSON answer: its HTTP status, its body, and the kind the stats count it as."""
 
 
 class Simulator:
@@ -49,11 +53,10 @@ class Simulator:
 
     Args:
         population: The flows and instances served (default ``Population()``).
-        credentials: The application and user it accepts.
         faults: What goes wrong (default: nothing); replaceable while running.
-        host: Address to bind; loopback by default.
         port: Port to bind; 0 picks a free one (see :attr:`url`).
-        token_ttl_s: Lifetime of an access token.
+        service_path: The service's path, e.g. ``dataflow-batch-service/v2.0`` on older
+            platforms.
     """
 
     def __init__(
@@ -79,10 +82,7 @@ class Simulator:
         self.tokens = TokenService(credentials, token_ttl_s)
         self._stats = StatsCounter()
         self._cursors = SearchCursors()
-        self._payloads: OrderedDict[tuple[str, datetime, datetime], bytes] = OrderedDict()
-        self._payload_lock = threading.Lock()
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
+        self._bodies = functools.lru_cache(maxsize=_PAYLOAD_CACHE_SIZE)(self._body)
         self._stopping = threading.Event()
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
@@ -119,35 +119,21 @@ class Simulator:
         """Make every access token issued so far expired."""
         self.tokens.expire_all()
 
-    def _bind(self) -> Server:
+    def start(self) -> Self:
+        """Bind and serve in a background thread; return self."""
         if self._server is not None:
             raise RuntimeError("the simulator is already running")
         self._stopping.clear()
-        self._server = Server((self.host, self.port), self)
-        return self._server
-
-    def start(self) -> Self:
-        """Bind and serve in a background thread; return self."""
-        server = self._bind()
+        server = self._server = Server((self.host, self.port), self.handle)
         self._thread = threading.Thread(
             target=server.serve_forever, args=(_POLL_S,), name="enos-simulator", daemon=True
         )
         self._thread.start()
         return self
 
-    def serve_forever(self) -> None:
-        """Bind and serve in this thread until Ctrl-C, or :meth:`stop` from another thread."""
-        server = self._bind()
-        try:
-            server.serve_forever(_POLL_S)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            self._close()
-
     def stop(self) -> None:
         """Stop serving, cut open connections and release the port."""
-        server = self._server
+        server, self._server = self._server, None
         if server is None:
             return
         self._stopping.set()
@@ -155,85 +141,53 @@ class Simulator:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
-        self._close()
-
-    def _close(self) -> None:
-        self._stopping.set()
-        server, self._server = self._server, None
-        with self._connections_lock:
-            live = list(self._connections)
-        for connection in live:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-        if server is not None:
-            server.server_close()
+        server.server_close()
 
     def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
-
-    def track(self, connection: socket.socket, is_open: bool) -> None:
-        """Note a connection opening or closing, so :meth:`stop` can cut it."""
-        with self._connections_lock:
-            if is_open:
-                self._connections.add(connection)
-            else:
-                self._connections.discard(connection)
 
     def handle(self, exchange: Exchange) -> None:
         """Answer one request; the server calls this from the connection's thread."""
         route = self._routes.get(exchange.path, "unknown")
         if route == "instances":
             route = "search" if exchange.method == "POST" else "get"
-        self._stats.request(route)
+        self._stats.add("requests", route)
+        answer = self._route(exchange, route)
+        if answer is not None:
+            status, body, kind = answer
+            self._stats.add("answers", kind)
+            exchange.reply_json(status, body)
+
+    def _route(self, exchange: Exchange, route: str) -> _Answer | None:
+        """Return the JSON answer to a request, or None when it was answered otherwise."""
         if route == "unknown":
-            body = {"code": 404, "msg": f"no such path: {exchange.path}"}
-            self._answer(exchange, 404, body, kind="unknown_path")
-            return
+            return 404, {"code": 404, "msg": f"no such path: {exchange.path}"}, "unknown_path"
         if exchange.method not in ("GET", "POST"):
             body = {"code": 405, "msg": f"{exchange.method} is not allowed here"}
-            self._answer(exchange, 405, body, kind="bad_request")
-            return
+            return 405, body, "bad_request"
         self._delay()
         if route == "token":
-            self._token(exchange)
-            return
-        if self._bucket is not None:
-            wait = self._bucket.take()
-            if wait > 0:
-                self._stats.fault("rate_limit")
-                retry = {"Retry-After": str(max(1, round(wait + 0.5)))}
-                body = {"code": 429, "msg": "Too many requests: rate limit exceeded"}
-                self._answer(exchange, 429, body, retry, kind="rate_limited")
-                return
+            return self._token(exchange)
+        if self._bucket is not None and (wait := self._bucket.take()) > 0:
+            self._stats.add("faults", "rate_limit")
+            self._stats.add("answers", "rate_limited")
+            retry = {"Retry-After": str(max(1, round(wait + 0.5)))}
+            body = {"code": 429, "msg": "Too many requests: rate limit exceeded"}
+            exchange.reply_json(429, body, retry)
+            return None
         if self._fault_state.count_call():
-            self._stats.fault("token_expiry")
+            self._stats.add("faults", "token_expiry")
             self.tokens.expire_all()
-        sent = exchange.headers
-        refused = self.tokens.check(
-            sent.get("apim-accesstoken"),
-            sent.get("apim-timestamp"),
-            sent.get("apim-signature"),
-            exchange.query,
-            exchange.body,
-        )
+        refused = self.tokens.check(exchange.headers, exchange.query, exchange.body)
         if refused is not None:
             kind = "token_expired" if refused.code == 1203 else "auth_error"
-            self._answer(exchange, 401, {"code": refused.code, "msg": refused.message}, kind=kind)
-            return
+            return 401, {"code": refused.code, "msg": refused.message}, kind
         if route == "get":
-            self._get(exchange)
-        elif route == "search":
-            self._search(exchange)
-        else:
-            self._time(exchange)
+            return self._get(exchange)
+        return self._search(exchange) if route == "search" else self._time(exchange)
 
     def _delay(self) -> None:
         plan = self.faults
@@ -241,106 +195,69 @@ class Simulator:
             extra = self._rng.uniform(0, plan.latency_jitter_ms)
             self._stopping.wait((plan.latency_ms + extra) / 1000)
 
-    def _answer(
-        self,
-        exchange: Exchange,
-        status: int,
-        body: object,
-        headers: dict[str, str] | None = None,
-        *,
-        kind: str,
-    ) -> None:
-        self._stats.answer(kind)
-        exchange.reply_json(status, body, headers)
-
-    def _token(self, exchange: Exchange) -> None:
+    def _token(self, exchange: Exchange) -> _Answer:
         if exchange.method != "POST":
-            self._answer(exchange, 405, {"code": 405, "msg": "use POST"}, kind="bad_request")
-            return
+            return 405, {"code": 405, "msg": "use POST"}, "bad_request"
         try:
             request = orjson.loads(exchange.body)
         except orjson.JSONDecodeError:
             request = None
         issued = self.tokens.issue(request)
         business = "apim-token-service"
-        if isinstance(issued, tuple):
-            token, expire = issued
-            data = {"accessToken": token, "expire": expire}
-            body = {"status": 0, "msg": "SUCCESS", "business": business, "data": data}
-            self._answer(exchange, 200, body, kind="token")
-        else:
-            body = {"status": issued.code, "msg": issued.message, "business": business}
-            self._answer(exchange, 200, body, kind="token_error")
+        if isinstance(issued, Rejection):
+            return (
+                200,
+                {"status": issued.code, "msg": issued.message, "business": business},
+                "token_error",
+            )
+        data = {"accessToken": issued[0], "expire": issued[1]}
+        return 200, {"status": 0, "msg": "SUCCESS", "business": business, "data": data}, "token"
 
-    def _check_user(self, exchange: Exchange, action: str) -> bool:
-        """Answer a wrong action, user or org; tell whether the request may go on."""
+    def _check_user(self, exchange: Exchange, action: str) -> _Answer | None:
+        """Return the answer to a wrong action, user or org; None when the request may go on."""
         params = exchange.params
         if params.get("action") != action:
-            message = f"action must be {action!r} here"
-            self._answer(exchange, 400, {"code": 62102, "msg": message}, kind="bad_request")
-            return False
+            return 400, {"code": 62102, "msg": f"action must be {action!r} here"}, "bad_request"
         if not params.get("userId") or not params.get("orgId"):
-            message = "userId and orgId are required"
-            self._answer(exchange, 400, {"code": 62102, "msg": message}, kind="bad_request")
-            return False
-        if (params["userId"], params["orgId"]) != (
-            self.credentials.user_id,
-            self.credentials.org_id,
-        ):
+            return 400, {"code": 62102, "msg": "userId and orgId are required"}, "bad_request"
+        creds = self.credentials
+        if (params["userId"], params["orgId"]) != (creds.user_id, creds.org_id):
             message = "userId does not exist, or it does not match to orgId."
-            self._answer(exchange, 200, {"code": 62101, "msg": message}, kind="user_mismatch")
-            return False
-        return True
+            return 200, {"code": 62101, "msg": message}, "user_mismatch"
+        return None
 
-    def _get(self, exchange: Exchange) -> None:
-        if not self._check_user(exchange, "get"):
-            return
+    def _get(self, exchange: Exchange) -> _Answer | None:
+        if (refused := self._check_user(exchange, "get")) is not None:
+            return refused
         instance_id = exchange.params.get("flowInstId", "")
         if not instance_id:
-            body = {"code": 62102, "msg": "flowInstId is required"}
-            self._answer(exchange, 400, body, kind="bad_request")
-            return
+            return 400, {"code": 62102, "msg": "flowInstId is required"}, "bad_request"
         permanent = self.faults.permanent.get(instance_id)
-        if permanent == "no_privilege":
-            body = {"code": 62103, "msg": "No privilege to read this flow instance."}
-            self._answer(exchange, 200, body, kind="no_privilege")
-            return
-        if permanent == "not_found":
-            self._answer(exchange, 200, {"code": 0, "msg": "OK", "data": None}, kind="not_found")
-            return
+        if permanent is not None:
+            return 200, _PERMANENT_ANSWERS[permanent], permanent
         fault = self._fault_state.decide(instance_id)
         if fault is not None:
-            self._stats.fault(fault)
+            self._stats.add("faults", fault)
             self._inject(exchange, fault, instance_id)
-            return
-        payload = self._payload(instance_id)
-        self._stats.answer("ok" if payload is not None else "not_found")
-        exchange.reply(200, payload or self._missing(instance_id))
+        else:
+            payload, found = self._payload(instance_id)
+            self._stats.add("answers", "ok" if found else "not_found")
+            exchange.reply(200, payload)
+        return None
 
-    def _missing(self, instance_id: str) -> bytes:
-        return orjson.dumps(self.population.envelope(instance_id))
-
-    def _payload(self, instance_id: str) -> bytes | None:
+    def _payload(self, instance_id: str) -> tuple[bytes, bool]:
+        """Return the Get Flow Instance body, and whether it has the instance."""
         population = self.population
-        key = (instance_id, population.now, population.start)
-        with self._payload_lock:
-            cached = self._payloads.get(key)
-            if cached is not None:
-                self._payloads.move_to_end(key)
-                return cached
-        envelope = population.envelope(instance_id)
-        if not envelope["data"]:
-            return None
-        body = orjson.dumps(envelope)
-        with self._payload_lock:
-            self._payloads[key] = body
-            if len(self._payloads) > _PAYLOAD_CACHE_SIZE:
-                self._payloads.popitem(last=False)
-        return body
+        return self._bodies(instance_id, population.now, population.start)
+
+    def _body(self, instance_id: str, now: datetime, start: datetime) -> tuple[bytes, bool]:
+        # ``now`` and ``start`` only key the cache: the body changes with them.
+        envelope = self.population.envelope(instance_id)
+        return orjson.dumps(envelope), bool(envelope["data"])
 
     def _inject(self, exchange: Exchange, fault: str, instance_id: str) -> None:
         plan = self.faults
-        self._stats.answer(fault)
+        self._stats.add("answers", fault)
         if fault == "throttle":
             value = retry_after_header(plan.retry_after, plan.retry_after_s)
             headers = {} if value is None else {"Retry-After": value}
@@ -359,28 +276,25 @@ class Simulator:
         elif fault == "drop":
             exchange.hang_up()
         elif fault == "malformed":
-            body = self._payload(instance_id) or self._missing(instance_id)
+            body = self._payload(instance_id)[0]
             exchange.reply(200, body[: max(1, len(body) // 2)])
         else:
             exchange.reply_json(200, {"code": 62109, "msg": "Server internal exception"})
 
-    def _search(self, exchange: Exchange) -> None:
-        if not self._check_user(exchange, "search"):
-            return
+    def _search(self, exchange: Exchange) -> _Answer:
+        if (refused := self._check_user(exchange, "search")) is not None:
+            return refused
         request = parse_search(exchange.body)
         if isinstance(request, str):
-            self._answer(exchange, 200, {"code": 62102, "msg": request}, kind="bad_request")
-            return
+            return 200, {"code": 62102, "msg": request}, "bad_request"
         ids = self._cursors.page(self.population, request)
         found = (self.population.instance(i, listed=True) for i in ids)
         records = [d for d in found if d is not None]
         data = {"flowInsts": records, "count": len(records)}
-        self._answer(exchange, 200, {"code": 0, "msg": "OK", "data": data}, kind="ok")
+        return 200, {"code": 0, "msg": "OK", "data": data}, "ok"
 
-    def _time(self, exchange: Exchange) -> None:
+    def _time(self, exchange: Exchange) -> _Answer:
         if exchange.params.get("action") != "getTimeZone":
-            body = {"code": 62102, "msg": "action must be 'getTimeZone' here"}
-            self._answer(exchange, 400, body, kind="bad_request")
-            return
+            return 400, {"code": 62102, "msg": "action must be 'getTimeZone' here"}, "bad_request"
         data = {"timezone": self.population.timezone_label()}
-        self._answer(exchange, 200, {"code": 0, "msg": "OK", "data": data}, kind="ok")
+        return 200, {"code": 0, "msg": "OK", "data": data}, "ok"

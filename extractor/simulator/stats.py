@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 
 @dataclass(frozen=True)
@@ -41,32 +41,21 @@ class SimStats:
 
 
 class StatsCounter:
-    """The live counters behind :class:`SimStats`."""
+    """The live counters behind :class:`SimStats`, by group: the names of its fields."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._requests: Counter[str] = Counter()
-        self._answers: Counter[str] = Counter()
-        self._faults: Counter[str] = Counter()
+        self._groups: dict[str, Counter[str]] = {f.name: Counter() for f in fields(SimStats)}
 
-    def request(self, endpoint: str) -> None:
+    def add(self, group: str, kind: str) -> None:
         with self._lock:
-            self._requests[endpoint] += 1
-
-    def answer(self, kind: str) -> None:
-        with self._lock:
-            self._answers[kind] += 1
-
-    def fault(self, kind: str) -> None:
-        with self._lock:
-            self._faults[kind] += 1
+            self._groups[group][kind] += 1
 
     def snapshot(self) -> SimStats:
         with self._lock:
-            return SimStats(dict(self._requests), dict(self._answers), dict(self._faults))
+            return SimStats(**{group: dict(counts) for group, counts in self._groups.items()})
 
     def reset(self) -> None:
         with self._lock:
-            self._requests.clear()
-            self._answers.clear()
-            self._faults.clear()
+            for counts in self._groups.values():
+                counts.clear()

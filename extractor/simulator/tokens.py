@@ -12,12 +12,13 @@ import hashlib
 import secrets
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 CLOCK_SKEW_MS = 5 * 60 * 1000
 """How far a request's timestamp may be from the server's clock."""
 _FORGET_S = 86400.0
+_HEADERS = ("apim-accesstoken", "apim-timestamp", "apim-signature")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,11 +37,6 @@ class Rejection:
 
     code: int
     message: str
-
-
-def sha256_hex(text: bytes) -> str:
-    """Return the lowercase hex SHA-256 of ``text``."""
-    return hashlib.sha256(text).hexdigest()
 
 
 def params_data(query: Iterable[tuple[str, str]], body: bytes = b"") -> bytes:
@@ -86,7 +82,7 @@ class TokenService:
         secret = self.credentials.app_secret
         if app_key != self.credentials.app_key:
             return Rejection(1002, "appKey does not exist")
-        if encryption != sha256_hex(f"{app_key}{stamp}{secret}".encode()):
+        if encryption != hashlib.sha256(f"{app_key}{stamp}{secret}".encode()).hexdigest():
             return Rejection(1003, "invalid encryption")
         now = time.monotonic()
         with self._lock:
@@ -110,14 +106,10 @@ class TokenService:
             self._tokens = dict.fromkeys(self._tokens, now)
 
     def check(
-        self,
-        token: str | None,
-        stamp: str | None,
-        signature: str | None,
-        query: Iterable[tuple[str, str]],
-        body: bytes,
+        self, headers: Mapping[str, str], query: Iterable[tuple[str, str]], body: bytes
     ) -> Rejection | None:
-        """Check one call's APIM headers; return None when it may go on."""
+        """Check one call's APIM headers (names in lower case); return None when it may go on."""
+        token, stamp, signature = (headers.get(name) for name in _HEADERS)
         if not token or not stamp or not signature:
             return Rejection(
                 1202, "parameter is empty: apim-accesstoken, apim-timestamp, apim-signature"
@@ -130,7 +122,8 @@ class TokenService:
         if not stamp.isdigit() or abs(_now_ms() - int(stamp)) > CLOCK_SKEW_MS:
             return Rejection(1004, "invalid parameters: apim-timestamp is not current epoch ms")
         secret = self.credentials.app_secret.encode()
-        expected = sha256_hex(token.encode() + params_data(query, body) + stamp.encode() + secret)
+        signed = token.encode() + params_data(query, body) + stamp.encode() + secret
+        expected = hashlib.sha256(signed).hexdigest()
         if not secrets.compare_digest(signature, expected):
             return Rejection(1003, "invalid signature")
         return None

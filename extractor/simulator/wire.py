@@ -10,11 +10,13 @@ exchanges free of delayed-ACK stalls.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import socketserver
+import threading
+from collections.abc import Callable
 from http import HTTPStatus
 from http.server import ThreadingHTTPServer
-from typing import Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 import orjson
@@ -23,14 +25,6 @@ JSON_TYPE = "application/json;charset=UTF-8"
 _MAX_LINE = 65536
 _MAX_HEADERS = 100
 _IDLE_TIMEOUT_S = 60.0
-
-
-class Application(Protocol):
-    """What the server calls: one method per request, and connection bookkeeping."""
-
-    def handle(self, exchange: Exchange) -> None: ...
-
-    def track(self, connection: socket.socket, is_open: bool) -> None: ...
 
 
 class Exchange:
@@ -86,13 +80,15 @@ class Handler(socketserver.StreamRequestHandler):
 
     def setup(self) -> None:
         super().setup()
-        self.server.application.track(self.connection, True)
+        with self.server.lock:
+            self.server.connections.add(self.connection)
 
     def finish(self) -> None:
         try:
             super().finish()
         finally:
-            self.server.application.track(self.connection, False)
+            with self.server.lock:
+                self.server.connections.discard(self.connection)
 
     def handle(self) -> None:
         self.close_connection = False
@@ -147,19 +143,29 @@ class Handler(socketserver.StreamRequestHandler):
         if len(body) < length:
             self.close_connection = True
             return
-        self.server.application.handle(Exchange(self, method, target, headers, body))
+        self.server.answer(Exchange(self, method, target, headers, body))
 
 
 class Server(ThreadingHTTPServer):
-    """One daemon thread per connection; nothing waits for them on close."""
+    """One daemon thread per connection; closing cuts them rather than waiting for them."""
 
     daemon_threads = True
     block_on_close = False
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], application: Application) -> None:
-        self.application = application
+    def __init__(self, address: tuple[str, int], answer: Callable[[Exchange], None]) -> None:
+        self.answer = answer
+        self.connections: set[socket.socket] = set()
+        self.lock = threading.Lock()
         super().__init__(address, Handler)
+
+    def server_close(self) -> None:
+        super().server_close()
+        with self.lock:
+            live = list(self.connections)
+        for connection in live:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind resolves the host's FQDN, a DNS round trip we don't need.
