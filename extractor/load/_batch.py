@@ -46,6 +46,18 @@ class Batch:
         return {t.name: self.tables[t.name].num_rows for t in TABLES}
 
 
+def utc_text(column: pa.Array) -> pa.Array:
+    """Render a UTC timestamp column as text with an explicit offset.
+
+    The UTC wall clock (``2026-01-31 16:00:00.123456``), then ``+00:00``: SQLite's
+    stored form (``SQLITE_TIMESTAMP_FORMAT``), and to PostgreSQL a value no session
+    ``TimeZone`` shifts. Arrow's own rendering of a zone-aware timestamp, like strftime,
+    looks the zone up value by value (measured 20x slower).
+    """
+    wall_clock = column.cast(pa.timestamp("us")).cast(pa.string())
+    return pc.binary_join_element_wise(wall_clock, "+00:00", "")
+
+
 def check_mode(mode: str) -> WriteMode:
     """Return ``mode`` if it is a write mode, else raise :class:`ConfigError`."""
     if mode not in WRITE_MODES:

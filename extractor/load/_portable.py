@@ -25,25 +25,24 @@ def write_portable(
     """Write ``batch`` with plain Core statements; return the instances replaced."""
     replaced = 0
     loaded = batch.instance_ids.to_pylist()
-    with conn.begin():
-        if mode == "replace":
-            for t in TABLES:
-                with translated(f"emptying {tables[t.name].name}"):
-                    conn.execute(sa.delete(tables[t.name]))
-        if mode == "upsert":
-            replaced = _count_existing(conn, tables[INSTANCES.name], loaded)
-            for t in DATA_TABLES:
-                _delete_keys(conn, tables[t.name], ("instance_id",), [(i,) for i in loaded])
-            for t in CLAIMABLE_TABLES:
-                keys = _key_rows(batch.tables[t.name], t.primary_key)
-                _delete_keys(conn, tables[t.name], t.primary_key, keys)
-        failed = batch.tables[FAILURES.name].column("instance_id").to_pylist()
-        _delete_keys(conn, tables[FAILURES.name], ("instance_id",), [(i,) for i in loaded + failed])
+    if mode == "replace":
         for t in TABLES:
-            target = tables[t.name]
-            with translated(f"{mode} into {target.name}"):
-                for rows in _chunks(batch.tables[t.name], chunk_size):
-                    conn.execute(sa.insert(target), rows)
+            with translated(f"emptying {tables[t.name].name}"):
+                conn.execute(sa.delete(tables[t.name]))
+    if mode == "upsert":
+        replaced = _count_existing(conn, tables[INSTANCES.name], loaded)
+        for t in DATA_TABLES:
+            _delete_keys(conn, tables[t.name], ("instance_id",), [(i,) for i in loaded])
+        for t in CLAIMABLE_TABLES:
+            keys = _key_rows(batch.tables[t.name], t.primary_key)
+            _delete_keys(conn, tables[t.name], t.primary_key, keys)
+    failed = batch.tables[FAILURES.name].column("instance_id").to_pylist()
+    _delete_keys(conn, tables[FAILURES.name], ("instance_id",), [(i,) for i in loaded + failed])
+    for t in TABLES:
+        target = tables[t.name]
+        with translated(f"{mode} into {target.name}"):
+            for rows in _chunks(batch.tables[t.name], chunk_size):
+                conn.execute(sa.insert(target), rows)
     return replaced
 
 

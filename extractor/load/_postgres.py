@@ -22,22 +22,19 @@ from typing import Any
 
 import psycopg
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import sqlalchemy as sa
 from psycopg import sql
 from sqlalchemy.engine import Connection
 
-from extractor.load._batch import Batch
+from extractor.load._batch import Batch, utc_text
 from extractor.load._ddl import SqlTables
 from extractor.load._driver_errors import translated
 from extractor.load._loader import WriteMode
-from extractor.load._turns import take_turn
 from extractor.tables._schema import FAILURES, INSTANCES, TABLES, Table
 
 _LOADED = sql.Identifier("_enos_loaded_instances")
 _CSV = pa_csv.WriteOptions(include_header=False)
-_UTC_OFFSET = "+00:00"
 
 
 def write_postgres(
@@ -47,10 +44,7 @@ def write_postgres(
     raw = conn.connection.dbapi_connection
     assert isinstance(raw, psycopg.Connection)
     replaced = 0
-    with conn.begin(), raw.cursor() as cur:
-        # One writer at a time into these tables: two writers finding a table empty would
-        # both COPY into it, and the second would fail on the first one's keys.
-        take_turn(conn, tables.schema)
+    with raw.cursor() as cur:
         if mode == "replace":
             names = sql.SQL(", ").join(_name(tables[t.name]) for t in TABLES)
             with translated("emptying the tables"):
@@ -114,18 +108,7 @@ def _copy(cur: psycopg.Cursor[Any], target: sql.Composable, data: pa.Table, size
 
 
 def _csv_ready(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """Render timestamps as UTC text with an explicit offset.
-
-    Arrow's own CSV rendering of a time-zone-aware timestamp looks the zone up value by
-    value (measured 20x slower than this); the offset keeps the session's TimeZone out.
-    """
-    columns = []
-    for column in batch.columns:
-        if pa.types.is_timestamp(column.type):
-            wall_clock = column.cast(pa.timestamp("us")).cast(pa.string())
-            columns.append(pc.binary_join_element_wise(wall_clock, _UTC_OFFSET, ""))
-        else:
-            columns.append(column)
+    columns = [utc_text(c) if pa.types.is_timestamp(c.type) else c for c in batch.columns]
     return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
 
 

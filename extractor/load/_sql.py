@@ -33,6 +33,7 @@ DEFAULT_CHUNK_SIZE = 50_000
 _READ_ROWS = 50_000
 
 _Writer = Callable[[Connection, SqlTables, Batch, WriteMode, int], int]
+"""Writes a batch inside the caller's transaction; returns the instances replaced."""
 
 
 def connect(engine_or_url: Engine | str | URL) -> Engine:
@@ -160,7 +161,10 @@ class SqlDestination:
         batch = prepare_batch(frames, mode, sort=True)
         with self._connection() as conn:
             self._ensure(conn)
-            with translated(f"writing ({mode}) to {self.label}"):
+            with translated(f"writing ({mode}) to {self.label}"), conn.begin():
+                # One writer at a time (see ``_turns``): two finding a table empty would
+                # both COPY into it, and the second would fail on the first one's keys.
+                take_turn(conn, self._tables.schema)
                 replaced = self._writer(conn, self._tables, batch, mode, self._chunk_size)
         return LoadResult(
             rows_written=batch.row_counts,
