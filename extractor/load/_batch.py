@@ -7,15 +7,17 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import cast
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from extractor.errors import ConfigError, LoadError
-from extractor.load._loader import WRITE_MODES, WriteMode
+from extractor.errors import LoadError
 from extractor.tables._frames import FlowFrames, arrow_schema
 from extractor.tables._schema import CHILD_TABLES, FAILURES, INSTANCES, TABLES, Table
+
+if TYPE_CHECKING:
+    from extractor.load._loader import WriteMode
 
 _SHOWN_KEYS = 3
 
@@ -56,13 +58,6 @@ def utc_text(column: pa.Array) -> pa.Array:
     """
     wall_clock = column.cast(pa.timestamp("us")).cast(pa.string())
     return pc.binary_join_element_wise(wall_clock, "+00:00", "")
-
-
-def check_mode(mode: str) -> WriteMode:
-    """Return ``mode`` if it is a write mode, else raise :class:`ConfigError`."""
-    if mode not in WRITE_MODES:
-        raise ConfigError(f"mode must be one of {sorted(WRITE_MODES)}, got {mode!r}")
-    return cast(WriteMode, mode)
 
 
 def prepare_batch(frames: FlowFrames, mode: WriteMode, *, sort: bool = False) -> Batch:

@@ -29,7 +29,6 @@ partitioning=parquet_partitioning())``).
 from __future__ import annotations
 
 import os
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,11 +43,9 @@ from extractor.errors import LoadError
 from extractor.load._batch import (
     CLAIMABLE_TABLES,
     Batch,
-    check_mode,
     has_repeated_keys,
-    prepare_batch,
 )
-from extractor.load._loader import LoadResult, WriteMode
+from extractor.load._loader import Loader, LoadResult, WriteMode, check_mode
 from extractor.load._parquet_compact import CompactResult, compact
 from extractor.load._parquet_files import (
     NULL_PARTITION,
@@ -81,7 +78,7 @@ def parquet_partitioning() -> ds.Partitioning:
     return ds.partitioning(pa.schema([(PARTITION_COLUMN, pa.date32())]), flavor="hive")
 
 
-class ParquetDestination:
+class ParquetDestination(Loader):
     """A directory of Parquet datasets as a destination: batches staged as they come and
     compacted into the datasets at the end (:meth:`finish`), the run state in a SQLite
     file beside them, and the queries a sync needs.
@@ -90,10 +87,16 @@ class ParquetDestination:
     so a batch never reads what earlier batches wrote. Other writers may stage batches
     into the same directory; commits and compactions take turns on a file lock.
 
+    :meth:`write` stages a batch; readers see it after :meth:`compact`. ``upsert``
+    replaces every loaded instance's rows wherever they were, including the partition it
+    occupied before its ``cal_dt`` changed; ``append`` fails on an instance or a key
+    already present; ``replace`` leaves only its own batches, and upserts after its
+    first. Failures are upserted by ``instance_id`` in every mode, and each instance
+    loaded here leaves them.
+
     Args:
         path: The destination directory, created if missing.
-        mode: How writes treat rows already there (see :meth:`write`); a ``replace``
-            destination leaves only its own batches, and upserts after its first.
+        mode: How writes treat rows already there.
 
     Raises:
         ConfigError: Invalid mode.
@@ -117,28 +120,7 @@ class ParquetDestination:
             self._state = StateStore(sa.create_engine(f"sqlite:///{file}"), label=str(file))
         return self._state
 
-    def write(self, frames: FlowFrames, *, mode: WriteMode | None = None) -> LoadResult:
-        """Stage one batch, in the destination's mode unless ``mode`` is given; readers
-        see it after :meth:`compact`.
-
-        ``upsert`` replaces every loaded instance's rows wherever they were, including the
-        partition it occupied before its ``cal_dt`` changed; ``append`` fails on an
-        instance already present; ``replace`` leaves only this batch and later ones.
-        Failures are upserted by ``instance_id`` in every mode, and each instance loaded
-        here leaves them.
-
-        Raises:
-            ConfigError: Invalid mode.
-            LoadError: The directory cannot be written, or (``append``) an instance or a
-                key is already there.
-        """
-        started = time.perf_counter()
-        if mode is None:
-            mode = self.mode
-            if mode == "replace":
-                self.mode = "upsert"  # replace empties the datasets once, not every batch
-        mode = check_mode(mode)
-        batch = prepare_batch(frames, mode)
+    def _write(self, batch: Batch, mode: WriteMode) -> int:
         known = self._known_now(claims=mode == "append")
         if mode == "append":
             _check_no_repeats(batch)
@@ -159,11 +141,7 @@ class ParquetDestination:
             write_file(batch.tables[FAILURES.name], work / f"{FAILURES.name}.parquet")
             self._store.commit_batch(work, mode)
         known.add(batch, fresh=mode == "replace")
-        return LoadResult(
-            rows_written=batch.row_counts,
-            instances_replaced=replaced,
-            seconds=time.perf_counter() - started,
-        )
+        return replaced
 
     def compact(self, *, merge: bool = False) -> CompactResult:
         """Fold every staged batch into the datasets, rewriting each partition once.

@@ -8,7 +8,6 @@ SQLite a cached ``executemany`` path; every other dialect the portable SQLAlchem
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import pyarrow as pa
@@ -16,10 +15,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Dialect, Engine
 
 from extractor.errors import ConfigError, LoadError
-from extractor.load._batch import Batch, check_mode, prepare_batch
+from extractor.load._batch import Batch
 from extractor.load._ddl import SqlTables, build_tables, check_schema_support, ensure_tables
 from extractor.load._driver_errors import reason, translated
-from extractor.load._loader import LoadResult, WriteMode
+from extractor.load._loader import Loader, LoadResult, WriteMode, check_mode
 from extractor.load._portable import write_portable
 from extractor.load._postgres import write_postgres
 from extractor.load._sqlite import on_sqlite_connect, write_sqlite
@@ -69,9 +68,10 @@ def connect(engine_or_url: Engine | str | URL) -> Engine:
     return engine
 
 
-class SqlDestination:
+class SqlDestination(Loader):
     """One SQL database as a destination: its tables, its run state, and the queries a
-    sync needs. Build one per run: it checks the tables once, on the first write.
+    sync needs. Build one per run: it checks the tables once, on the first write, and
+    writes each batch in one transaction (see :func:`write_sql`).
 
     Args:
         engine_or_url: An engine, or a URL such as ``sqlite:///flows.db``. An engine made
@@ -86,6 +86,8 @@ class SqlDestination:
         ConfigError: Invalid schema, prefix or chunk size.
         LoadError: The URL cannot be used.
     """
+
+    _sorts_keys = True  # the order B-tree indexes insert fastest
 
     def __init__(
         self,
@@ -115,22 +117,6 @@ class SqlDestination:
         self.label = _label(self.engine.url)
         """The database's URL without its password, for messages."""
 
-    @property
-    def tables(self) -> dict[str, sa.Table]:
-        """The SQLAlchemy tables written, by declared table name."""
-        return dict(self._tables.by_name)
-
-    def prepare(self) -> None:
-        """Create the schema and tables, or check and migrate them, once per destination.
-
-        Raises:
-            LoadError: naming the database and the driver's reason.
-        """
-        if self._is_ready:
-            return
-        with self._connection() as conn:
-            self._ensure(conn)
-
     def _ensure(self, conn: Connection) -> None:
         if not self._is_ready:
             with translated(f"creating or checking the tables in {self.label}"), conn.begin():
@@ -143,34 +129,21 @@ class SqlDestination:
         """The run state (resume checkpoints, sync watermarks), in tables beside the
         data; the data tables are made first, so that the state tables find their schema."""
         if self._state is None:
-            self.prepare()
+            with self._connection() as conn:
+                self._ensure(conn)
             self._state = StateStore(
                 self.engine, schema=self.schema, table_prefix=self.table_prefix, label=self.label
             )
         return self._state
 
-    def write(self, frames: FlowFrames, *, mode: WriteMode | None = None) -> LoadResult:
-        """Write one batch in one transaction, in the destination's mode unless ``mode``
-        is given; see :func:`write_sql`."""
-        started = time.perf_counter()
-        if mode is None:
-            mode = self.mode
-            if mode == "replace":
-                self.mode = "upsert"  # replace empties the tables once, not every batch
-        mode = check_mode(mode)
-        batch = prepare_batch(frames, mode, sort=True)
+    def _write(self, batch: Batch, mode: WriteMode) -> int:
         with self._connection() as conn:
             self._ensure(conn)
             with translated(f"writing ({mode}) to {self.label}"), conn.begin():
                 # One writer at a time (see ``_turns``): two finding a table empty would
                 # both COPY into it, and the second would fail on the first one's keys.
                 take_turn(conn, self._tables.schema)
-                replaced = self._writer(conn, self._tables, batch, mode, self._chunk_size)
-        return LoadResult(
-            rows_written=batch.row_counts,
-            instances_replaced=replaced,
-            seconds=time.perf_counter() - started,
-        )
+                return self._writer(conn, self._tables, batch, mode, self._chunk_size)
 
     def read(self) -> FlowFrames:
         """Read every table back; see :func:`read_sql`."""
