@@ -26,13 +26,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from extractor.errors import LoadError
 from extractor.load._parquet_files import (
     NULL_PARTITION,
     PART_FILE,
     PARTITION_COLUMN,
     SortedReader,
     data_files,
+    failing_as,
     file_schema,
     make_dir,
     partition_folder,
@@ -182,7 +182,7 @@ def _compact_table(run: _Run, table: Table) -> Manifest:
     readers = [(b.seq, SortedReader(b.file(table.name), rows=share)) for b in run.batches]
     path = run.work / table.name / INDEX_FILE
     try:
-        with pa.ipc.new_file(str(path), schema) as writer:
+        with failing_as(f"cannot write {path}"), pa.ipc.new_file(str(path), schema) as writer:
             held = _copy_index(index(), rewrite, writer)
             # Partitions where no entry stays are rewritten from staged rows alone, unread.
             lost = pc.value_counts(gone.entries.column("partition")).to_pylist()
@@ -193,8 +193,6 @@ def _compact_table(run: _Run, table: Table) -> Manifest:
                 written = write_partitions(rows, run.work / table.name)
                 writer.write_table(entries(rows, rows.column(PARTITION_COLUMN), claim))
                 _plan_moves(manifest, run.root, table, chunk, written, set(folders), arrivals, late)
-    except (OSError, pa.ArrowException) as exc:
-        raise LoadError(f"cannot write {path}: {exc}") from exc
     finally:
         for _, reader in readers:
             reader.close()
@@ -368,10 +366,8 @@ def _partition_rows(batches: list[StagedBatch], table: Table) -> dict[str, int]:
 
 def _read_staged(batch: StagedBatch, table: Table, *, columns: list[str] | None = None) -> pa.Table:
     path = batch.file(table.name)
-    try:
+    with failing_as(f"cannot read staged batch {path}"):
         return pq.read_table(path, columns=columns)
-    except (OSError, pa.ArrowException) as exc:
-        raise LoadError(f"cannot read staged batch {path}: {exc}") from exc
 
 
 def _with_seq(data: pa.Table, seq: int) -> pa.Table:
