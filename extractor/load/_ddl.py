@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
@@ -112,16 +111,8 @@ def check_identifier(value: str, what: str) -> str:
     return value
 
 
-@dataclass(frozen=True)
-class SqlTables:
-    """The declared tables as SQLAlchemy tables, named with a prefix, in a schema."""
-
-    metadata: sa.MetaData
-    by_name: Mapping[str, sa.Table]
-    schema: str | None
-
-    def __getitem__(self, name: str) -> sa.Table:
-        return self.by_name[name]
+SqlTables = Mapping[str, sa.Table]
+"""The declared tables as SQLAlchemy tables (named with a prefix, in a schema), by name."""
 
 
 def build_tables(*, schema: str | None = None, table_prefix: str = "") -> SqlTables:
@@ -136,8 +127,9 @@ def build_tables(*, schema: str | None = None, table_prefix: str = "") -> SqlTab
     if table_prefix:
         check_identifier(table_prefix, "table_prefix")
     metadata = sa.MetaData()
-    by_name = {t.name: _build_table(t, metadata, schema, table_prefix) for t in TABLES}
-    return SqlTables(metadata=metadata, by_name=MappingProxyType(by_name), schema=schema)
+    return MappingProxyType(
+        {t.name: _build_table(t, metadata, schema, table_prefix) for t in TABLES}
+    )
 
 
 def _build_table(table: Table, metadata: sa.MetaData, schema: str | None, prefix: str) -> sa.Table:
@@ -193,7 +185,8 @@ def create_ddl(dialect: str, *, schema: str | None = None, table_prefix: str = "
         table = tables[t.name]
         statements.append(CreateTable(table, if_not_exists=True))
         statements.extend(
-            CreateIndex(i, if_not_exists=True) for i in sorted(table.indexes, key=_name_of)
+            CreateIndex(i, if_not_exists=True)
+            for i in sorted(table.indexes, key=lambda i: str(i.name))
         )
         if target.supports_comments:
             statements.append(SetTableComment(table))
@@ -216,10 +209,6 @@ def create_ddl(dialect: str, *, schema: str | None = None, table_prefix: str = "
     return text
 
 
-def _name_of(index: sa.Index) -> str:
-    return str(index.name)
-
-
 def _render(statement: Any, dialect: Dialect) -> str:
     text = str(statement.compile(dialect=dialect)).strip().replace("\t", "    ")
     return "\n".join(line.rstrip() for line in text.splitlines())
@@ -240,7 +229,7 @@ def check_schema_support(dialect: Dialect, schema: str | None) -> None:
         raise ConfigError("SQLite has no schemas; use table_prefix= to keep tables apart")
 
 
-def ensure_tables(conn: Connection, tables: SqlTables) -> None:
+def ensure_tables(conn: Connection, tables: SqlTables, schema: str | None) -> None:
     """Create what is missing (schema, tables, columns, indexes) and check what exists.
 
     Raises:
@@ -248,7 +237,6 @@ def ensure_tables(conn: Connection, tables: SqlTables) -> None:
             existing table lacks a key column or its primary key.
     """
     inspector = sa.inspect(conn)
-    schema = tables.schema
     if schema is not None and not inspector.has_schema(schema):
         conn.execute(CreateSchema(quoted_name(schema, quote=True), if_not_exists=True))
     for declared in TABLES:

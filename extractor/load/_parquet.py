@@ -126,11 +126,10 @@ class ParquetDestination(Loader):
             _check_no_repeats(batch)
             known.check_absent(batch)
         replaced = known.count_present(batch.instance_ids) if mode == "upsert" else 0
-        partitions = _parent_partitions(batch)
         with self._store.open_dir("batch") as work:
 
             def stage(table: Table) -> None:
-                rows = _staged_rows(batch, table, partitions)
+                rows = _staged_rows(batch, table)
                 group = max(1_024, -(-rows.num_rows // _STAGED_ROW_GROUPS))
                 write_file(rows, work / f"{table.name}.parquet", row_group_size=group)
 
@@ -203,7 +202,7 @@ def write_parquet(
 ) -> LoadResult:
     """Write every table of ``frames`` to Parquet datasets under ``path``, then compact.
 
-    See :meth:`ParquetDestination.write` for the modes. Runs of many batches use one
+    See :class:`ParquetDestination` for the modes. Runs of many batches use one
     :class:`ParquetDestination` and compact once at the end instead.
 
     Raises:
@@ -226,10 +225,7 @@ def compact_parquet(path: str | os.PathLike[str]) -> CompactResult:
     Raises:
         LoadError: ``path`` is not a directory, or a file cannot be read or written.
     """
-    root = Path(path)
-    if not root.is_dir():
-        raise LoadError(f"no Parquet datasets at {root}: not a directory")
-    return ParquetDestination(root).compact(merge=True)
+    return ParquetDestination(_datasets(path)).compact(merge=True)
 
 
 def read_parquet(path: str | os.PathLike[str]) -> FlowFrames:
@@ -244,9 +240,7 @@ def read_parquet(path: str | os.PathLike[str]) -> FlowFrames:
         LoadError: ``path`` is not a directory, or a file cannot be read or holds a
             column of another type.
     """
-    root = Path(path)
-    if not root.is_dir():
-        raise LoadError(f"no Parquet datasets at {root}: not a directory")
+    root = _datasets(path)
     tables = {}
     for table in (*DATA_TABLES, FAILURES):
         folder = root / table.name
@@ -260,6 +254,13 @@ def read_parquet(path: str | os.PathLike[str]) -> FlowFrames:
             )
         tables[table.name] = data.select(schema.names).cast(schema)
     return FlowFrames(tables)
+
+
+def _datasets(path: str | os.PathLike[str]) -> Path:
+    root = Path(path)
+    if not root.is_dir():
+        raise LoadError(f"no Parquet datasets at {root}: not a directory")
+    return root
 
 
 @dataclass
@@ -321,33 +322,16 @@ def _key(table: Table) -> str:
     return claim_key(table) or "instance_id"
 
 
-@dataclass(frozen=True)
-class _Partitions:
-    """Each loaded instance's partition value (its ``cal_dt`` as hive text)."""
-
-    instance_ids: pa.Array
-    values: pa.Array
-
-    def of(self, instance_ids: pa.ChunkedArray) -> pa.Array:
-        """The partition value of each row's parent."""
-        positions = pc.index_in(instance_ids.combine_chunks(), value_set=self.instance_ids)
-        return pc.take(self.values, positions)
-
-
-def _parent_partitions(batch: Batch) -> _Partitions:
+def _staged_rows(batch: Batch, table: Table) -> pa.Table:
+    """The table's rows as files hold them, with their parent's partition, sorted by it."""
     parents = batch.tables[INSTANCES.name]
     cal_dt = parents.column(PARTITION_COLUMN).combine_chunks()
     values = pc.fill_null(cal_dt.cast(pa.string()), NULL_PARTITION)
-    ids = parents.column("instance_id").combine_chunks()
-    return _Partitions(instance_ids=ids, values=values)
-
-
-def _staged_rows(batch: Batch, table: Table, partitions: _Partitions) -> pa.Table:
-    """The table's rows as files hold them, with their partition, sorted by it."""
     data = batch.tables[table.name]
+    ids = data.column("instance_id").combine_chunks()
+    parent = pc.index_in(ids, value_set=parents.column("instance_id").combine_chunks())
     rows = data.select(file_schema(table).names)
-    rows = rows.append_column(PARTITION_COLUMN, partitions.of(data.column("instance_id")))
-    return rows.sort_by(PARTITION_COLUMN)
+    return rows.append_column(PARTITION_COLUMN, pc.take(values, parent)).sort_by(PARTITION_COLUMN)
 
 
 def _check_no_repeats(batch: Batch) -> None:

@@ -120,8 +120,8 @@ class SqlDestination(Loader):
     def _ensure(self, conn: Connection) -> None:
         if not self._is_ready:
             with translated(f"creating or checking the tables in {self.label}"), conn.begin():
-                take_turn(conn, self._tables.schema)
-                ensure_tables(conn, self._tables)
+                take_turn(conn, self.schema)
+                ensure_tables(conn, self._tables, self.schema)
             self._is_ready = True
 
     @property
@@ -142,7 +142,7 @@ class SqlDestination(Loader):
             with translated(f"writing ({mode}) to {self.label}"), conn.begin():
                 # One writer at a time (see ``_turns``): two finding a table empty would
                 # both COPY into it, and the second would fail on the first one's keys.
-                take_turn(conn, self._tables.schema)
+                take_turn(conn, self.schema)
                 return self._writer(conn, self._tables, batch, mode, self._chunk_size)
 
     def read(self) -> FlowFrames:
@@ -152,9 +152,9 @@ class SqlDestination(Loader):
             inspector = sa.inspect(conn)
             for declared in TABLES:
                 table = self._tables[declared.name]
-                if not inspector.has_table(table.name, schema=self._tables.schema):
+                if not inspector.has_table(table.name, schema=self.schema):
                     continue
-                found = {c["name"] for c in inspector.get_columns(table.name, self._tables.schema)}
+                found = {c["name"] for c in inspector.get_columns(table.name, self.schema)}
                 columns = [
                     table.c[c.name] if c.name in found else sa.null().label(c.name)
                     for c in declared.columns

@@ -19,8 +19,6 @@ from extractor.load._ddl import check_identifier, check_schema_support
 from extractor.load._driver_errors import translated
 from extractor.tables._schema import DEPENDENCIES, INSTANCES, TASKS
 
-__all__ = ["VIEW_DIALECTS", "create_views", "view_sql"]
-
 VIEW_DIALECTS: tuple[str, ...] = ("sqlite", "postgresql")
 """Dialects that have a views file."""
 
