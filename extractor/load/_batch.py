@@ -108,15 +108,14 @@ def unique_by_key(
     if table.num_rows < 2:
         return table
     order = pc.sort_indices(table.select(list(keys)), sort_keys=[(k, "ascending") for k in keys])
-    if sort:
-        table = table.take(order)
-        keep = _last_of_runs(table.select(list(keys))) if keep_last else None
-        return table if keep is None else table.filter(keep)
     keep = _last_of_runs(table.select(list(keys)).take(order)) if keep_last else None
-    if keep is None:
+    if keep is None and not sort:
         return table
-    kept = order.filter(keep)
-    return table.take(pc.take(kept, pc.sort_indices(kept)))
+    if keep is not None:
+        order = order.filter(keep)
+        if not sort:  # back to the rows' own order
+            order = pc.take(order, pc.sort_indices(order))
+    return table.take(order)
 
 
 def _last_of_runs(keys: pa.Table) -> pa.Array | None:

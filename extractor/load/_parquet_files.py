@@ -188,7 +188,8 @@ class SortedReader:
         parts = [self._held.slice(0, 0)]
         while True:
             if not self._held.num_rows:
-                batch = self._next()
+                with failing_as(f"cannot read {self._path}"):
+                    batch = next(self._batches, None)
                 if batch is None:
                     break
                 self._held = pa.Table.from_batches([batch])
@@ -202,7 +203,3 @@ class SortedReader:
 
     def close(self) -> None:
         self._file.close()
-
-    def _next(self) -> pa.RecordBatch | None:
-        with failing_as(f"cannot read {self._path}"):
-            return next(self._batches, None)

@@ -65,7 +65,11 @@ def write_postgres(
             row = cur.fetchone()
             replaced = int(row[0]) if row else 0
         with translated(f"deleting resolved rows of {tables[FAILURES.name].name}"):
-            cur.execute(_delete_loaded(tables[FAILURES.name]))
+            cur.execute(
+                sql.SQL("DELETE FROM {} t USING {} l WHERE t.instance_id = l.instance_id").format(
+                    _name(tables[FAILURES.name]), _LOADED
+                )
+            )
         for t in TABLES:
             target = tables[t.name]
             data = batch.tables[t.name]
@@ -161,9 +165,3 @@ def _merge(
         )
     )
     cur.execute(sql.SQL("DROP TABLE {}").format(stage))
-
-
-def _delete_loaded(table: sa.Table) -> sql.Composed:
-    return sql.SQL("DELETE FROM {} t USING {} l WHERE t.instance_id = l.instance_id").format(
-        _name(table), _LOADED
-    )

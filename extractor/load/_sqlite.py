@@ -88,15 +88,9 @@ def _drop_indexes_if_empty(
     cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {_quoted(conn, table)})")
     if cursor.fetchone()[0]:
         return []
-    dropped = []
-    for index in sorted(table.indexes, key=lambda i: str(i.name)):
-        cursor.execute(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = ?",
-            (str(index.name),),
-        )
-        if cursor.fetchone()[0]:
-            cursor.execute(str(DropIndex(index).compile(dialect=conn.dialect)))
-            dropped.append(index)
+    dropped = sorted(table.indexes, key=lambda i: str(i.name))
+    for index in dropped:
+        cursor.execute(str(DropIndex(index, if_exists=True).compile(dialect=conn.dialect)))
     return dropped
 
 
