@@ -48,16 +48,22 @@ class Batch:
         return {t.name: self.tables[t.name].num_rows for t in TABLES}
 
 
-def utc_text(column: pa.Array) -> pa.Array:
-    """Render a UTC timestamp column as text with an explicit offset.
+def as_sql_text(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Render timestamps and dates as text, as SQLite stores them and PostgreSQL reads them.
 
-    The UTC wall clock (``2026-01-31 16:00:00.123456``), then ``+00:00``: SQLite's
-    stored form (``SQLITE_TIMESTAMP_FORMAT``), and to PostgreSQL a value no session
-    ``TimeZone`` shifts. Arrow's own rendering of a zone-aware timestamp, like strftime,
-    looks the zone up value by value (measured 20x slower).
+    A timestamp becomes its UTC wall clock, then ``+00:00``: SQLite's stored form
+    (``SQLITE_TIMESTAMP_FORMAT``), and to PostgreSQL a value no session ``TimeZone``
+    shifts. Arrow's own rendering of a zone-aware timestamp, like strftime, looks the
+    zone up value by value (measured 20x slower).
     """
-    wall_clock = column.cast(pa.timestamp("us")).cast(pa.string())
-    return pc.binary_join_element_wise(wall_clock, "+00:00", "")
+    columns = []
+    for column in batch.columns:
+        if pa.types.is_timestamp(column.type):
+            wall_clock = column.cast(pa.timestamp("us")).cast(pa.string())
+            columns.append(pc.binary_join_element_wise(wall_clock, "+00:00", ""))
+        else:
+            columns.append(column.cast(pa.string()) if pa.types.is_date(column.type) else column)
+    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
 
 
 def prepare_batch(frames: FlowFrames, mode: WriteMode, *, sort: bool = False) -> Batch:

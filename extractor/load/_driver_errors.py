@@ -26,15 +26,12 @@ def translated(doing: str) -> Iterator[None]:
     try:
         yield
     except Exception as exc:
-        if isinstance(exc, sa.exc.SQLAlchemyError) or _is_driver_error(exc):
+        # The fast paths use the driver's own cursor, so its PEP 249 errors arrive unwrapped.
+        module = type(exc).__module__
+        is_driver_error = any(module == m or module.startswith(f"{m}.") for m in _DRIVER_MODULES)
+        if isinstance(exc, sa.exc.SQLAlchemyError) or is_driver_error:
             raise LoadError(f"{doing} failed: {reason(exc)}") from exc
         raise
-
-
-def _is_driver_error(exc: BaseException) -> bool:
-    # The fast paths use the driver's own cursor, so its PEP 249 errors arrive unwrapped.
-    module = type(exc).__module__
-    return any(module == m or module.startswith(f"{m}.") for m in _DRIVER_MODULES)
 
 
 def reason(exc: BaseException) -> str:

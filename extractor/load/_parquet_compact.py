@@ -168,7 +168,7 @@ def _compact_table(run: _Run, table: Table) -> Manifest:
     arrivals = (claimed or loaded).arrivals
     estimates = _partition_rows(run.batches, table)
     folders = {partition_value(f): f for f in partition_folders(root)}
-    rewrite = set(estimates) | _unique(gone.entries.column("partition"))
+    rewrite = set(estimates) | set(pc.unique(gone.entries.column("partition")).to_pylist())
     if run.merging:
         rewrite |= {v for v, f in folders.items() if [p.name for p in data_files(f)] != [PART_FILE]}
     if run.replacing:
@@ -376,10 +376,6 @@ def _with_seq(data: pa.Table, seq: int) -> pa.Table:
 
 def _relative(root: Path, path: Path) -> str:
     return str(path.relative_to(root))
-
-
-def _unique(values: pa.Array | pa.ChunkedArray) -> set[str]:
-    return {str(v) for v in pc.unique(values).to_pylist()}
 
 
 def _strings(values: set[str]) -> pa.Array:

@@ -34,7 +34,8 @@ def write_portable(
         for t in DATA_TABLES:
             _delete_keys(conn, tables[t.name], ("instance_id",), [(i,) for i in loaded])
         for t in CLAIMABLE_TABLES:
-            keys = _key_rows(batch.tables[t.name], t.primary_key)
+            data = batch.tables[t.name]
+            keys = list(zip(*(data.column(c).to_pylist() for c in t.primary_key), strict=True))
             _delete_keys(conn, tables[t.name], t.primary_key, keys)
     failed = batch.tables[FAILURES.name].column("instance_id").to_pylist()
     _delete_keys(conn, tables[FAILURES.name], ("instance_id",), [(i,) for i in loaded + failed])
@@ -65,10 +66,6 @@ def _delete_keys(
             else:
                 where = sa.tuple_(*cols).in_(chunk)
             conn.execute(sa.delete(table).where(where))
-
-
-def _key_rows(data: pa.Table, columns: tuple[str, ...]) -> list[tuple[Any, ...]]:
-    return list(zip(*(data.column(c).to_pylist() for c in columns), strict=True))
 
 
 def _chunks(data: pa.Table, size: int) -> Iterator[list[dict[str, Any]]]:

@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from psycopg import sql
 from sqlalchemy.engine import Connection
 
-from extractor.load._batch import Batch, utc_text
+from extractor.load._batch import Batch, as_sql_text
 from extractor.load._ddl import SqlTables
 from extractor.load._driver_errors import translated
 from extractor.load._loader import WriteMode
@@ -107,13 +107,8 @@ def _copy(cur: psycopg.Cursor[Any], target: sql.Composable, data: pa.Table, size
         for batch in data.to_batches(max_chunksize=size):
             if batch.num_rows:
                 buffer = io.BytesIO()
-                pa_csv.write_csv(_csv_ready(batch), buffer, write_options=_CSV)
+                pa_csv.write_csv(as_sql_text(batch), buffer, write_options=_CSV)
                 copy.write(buffer.getbuffer())
-
-
-def _csv_ready(batch: pa.RecordBatch) -> pa.RecordBatch:
-    columns = [utc_text(c) if pa.types.is_timestamp(c.type) else c for c in batch.columns]
-    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
 
 
 def _merge(

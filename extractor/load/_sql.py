@@ -9,6 +9,7 @@ SQLite a cached ``executemany`` path; every other dialect the portable SQLAlchem
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pyarrow as pa
 import sqlalchemy as sa
@@ -25,7 +26,7 @@ from extractor.load._sqlite import on_sqlite_connect, write_sqlite
 from extractor.load._state import Moving, StateStore, as_utc
 from extractor.load._turns import take_turn
 from extractor.tables._frames import FlowFrames, rows_to_arrow
-from extractor.tables._schema import FAILURES, INSTANCES, TABLES, Table
+from extractor.tables._schema import FAILURES, INSTANCES, TABLES
 
 DEFAULT_CHUNK_SIZE = 50_000
 """Rows per ``executemany`` call or ``COPY`` buffer."""
@@ -174,38 +175,31 @@ class SqlDestination(Loader):
 
     def failed_ids(self) -> list[str]:
         """The IDs in ``failed_instances``."""
-        table = self._existing(FAILURES)
-        if table is None:
-            return []
-        with self._connection() as conn:
-            return list(conn.execute(sa.select(table.c.instance_id)).scalars())
+        failures = self._tables[FAILURES.name]
+        return [i for (i,) in self._rows(failures, sa.select(failures.c.instance_id))]
 
     def terminal_ids(self, ids: list[str]) -> set[str]:
         """Which of ``ids`` are loaded in a terminal status (nothing left to fetch)."""
-        table = self._existing(INSTANCES)
-        if not ids or table is None:
-            return set()
+        table = self._tables[INSTANCES.name]
         query = sa.select(table.c.instance_id).where(
             table.c.instance_id.in_(ids), table.c.is_terminal.is_(True)
         )
-        with self._connection() as conn:
-            return set(conn.execute(query).scalars())
+        return {i for (i,) in self._rows(table, query)} if ids else set()
 
     def moving(self) -> dict[str, Moving]:
         """Instances loaded in a status that can still change (RUNNING, WAIT, ...)."""
-        table = self._existing(INSTANCES)
-        if table is None:
-            return {}
+        table = self._tables[INSTANCES.name]
         query = sa.select(table.c.instance_id, table.c.trigger_time, table.c.extracted_at).where(
             sa.or_(table.c.is_terminal.is_(False), table.c.is_terminal.is_(None))
         )
-        with self._connection() as conn:
-            return {i: Moving(as_utc(t), as_utc(e)) for i, t, e in conn.execute(query)}
+        return {i: Moving(as_utc(t), as_utc(e)) for i, t, e in self._rows(table, query)}
 
-    def _existing(self, declared: Table) -> sa.Table | None:
-        table = self._tables[declared.name]
+    def _rows(self, table: sa.Table, query: sa.Select[Any]) -> list[Any]:
+        """The rows of ``query`` on ``table``, or none while ``table`` does not exist."""
         with self._connection() as conn:
-            return table if sa.inspect(conn).has_table(table.name, schema=self.schema) else None
+            if not sa.inspect(conn).has_table(table.name, schema=self.schema):
+                return []
+            return list(conn.execute(query))
 
     def close(self) -> None:
         """Dispose of the engine if this destination made it."""

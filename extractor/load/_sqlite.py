@@ -17,7 +17,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.schema import CreateIndex, DropIndex
 
-from extractor.load._batch import Batch, utc_text
+from extractor.load._batch import Batch, as_sql_text
 from extractor.load._ddl import SqlTables
 from extractor.load._driver_errors import translated
 from extractor.load._loader import WriteMode
@@ -135,13 +135,4 @@ def _insert_sql(conn: Connection, table: sa.Table, is_upsert: bool) -> str:
 def _row_chunks(data: pa.Table, size: int) -> Iterator[Iterator[tuple[Any, ...]]]:
     for batch in data.to_batches(max_chunksize=size):
         if batch.num_rows:
-            yield zip(*(_python_values(c) for c in batch.columns), strict=True)
-
-
-def _python_values(column: pa.Array) -> list[Any]:
-    if pa.types.is_timestamp(column.type):
-        column = utc_text(column)
-    elif pa.types.is_date(column.type):
-        column = column.cast(pa.string())
-    values: list[Any] = column.to_pylist()
-    return values
+            yield zip(*(c.to_pylist() for c in as_sql_text(batch).columns), strict=True)
