@@ -93,8 +93,7 @@ def prepare_batch(frames: FlowFrames, mode: WriteMode, *, sort: bool = False) ->
         tables = dict(zip([t.name for t in TABLES], pool.map(normalise, TABLES), strict=True))
         parent_ids = tables[INSTANCES.name].column("instance_id")
         instance_ids = parent_ids.combine_chunks() if keep_last else pc.unique(parent_ids)
-        for _ in pool.map(lambda t: _check_parents(t, tables[t.name], instance_ids), CHILD_TABLES):
-            pass
+        list(pool.map(lambda t: _check_parents(t, tables[t.name], instance_ids), CHILD_TABLES))
     failures = tables[FAILURES.name]
     if failures.num_rows and len(instance_ids):
         loaded = pc.is_in(failures.column("instance_id"), value_set=instance_ids)
@@ -134,11 +133,6 @@ def _last_of_runs(keys: pa.Table) -> pa.Array | None:
     if repeated is None or not pc.any(repeated).as_py():
         return None
     return pa.concat_arrays([pc.invert(repeated), pa.array([True])])
-
-
-def has_repeated_keys(table: pa.Table, keys: tuple[str, ...]) -> bool:
-    """Whether some key appears in more than one row."""
-    return bool(unique_by_key(table, keys).num_rows != table.num_rows)
 
 
 def _conform(table: Table, data: pa.Table) -> pa.Table:

@@ -43,7 +43,7 @@ from extractor.errors import LoadError
 from extractor.load._batch import (
     CLAIMABLE_TABLES,
     Batch,
-    has_repeated_keys,
+    unique_by_key,
 )
 from extractor.load._loader import Loader, LoadResult, WriteMode, check_mode
 from extractor.load._parquet_compact import CompactResult, compact
@@ -287,7 +287,7 @@ class _Known:
             if not any(b.mode == "replace" for b in live):
                 index = read_index(root / table.name, claim_key=claim_key(table))
                 parts += [entries.column(key) for entries in index]
-            chunks = [c for p in parts for c in p.chunks] if parts else []
+            chunks = [c for p in parts for c in p.chunks]
             keys[table.name] = pa.concat_arrays(chunks) if chunks else pa.array([], pa.string())
         return cls(keys)
 
@@ -336,7 +336,8 @@ def _staged_rows(batch: Batch, table: Table) -> pa.Table:
 
 def _check_no_repeats(batch: Batch) -> None:
     for table in (*DATA_TABLES, FAILURES):
-        if has_repeated_keys(batch.tables[table.name], table.primary_key):
+        rows = batch.tables[table.name]
+        if unique_by_key(rows, table.primary_key).num_rows != rows.num_rows:
             raise LoadError(
                 f"append into {table.name}: the batch holds a primary key "
                 f"({', '.join(table.primary_key)}) more than once"

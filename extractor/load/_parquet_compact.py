@@ -125,20 +125,19 @@ def compact(
                 loads=spilled(_staged(live, INSTANCES, "instance_id"), spill / "loads.arrow"),
                 spill=spill,
             )
-            parts = []
+            partitions = 0
             for table in DATA_TABLES:
-                parts.append(_compact_table(run, table))
-                # Hand back what the table took, so the tables' peaks do not pile up.
-                pa.default_memory_pool().release_unused()
-            for part in parts:
+                part = _compact_table(run, table)
                 manifest.moves += part.moves
                 manifest.removals += part.removals
+                partitions += part.partitions
+                # Hand back what the table took, so the tables' peaks do not pile up.
+                pa.default_memory_pool().release_unused()
             _compact_failures(run, manifest)
             shutil.rmtree(spill)
             store.commit_compaction(work, manifest)
         store.apply_compaction()
     seconds = time.perf_counter() - started
-    partitions = sum(p.partitions for p in parts)
     return CompactResult(batches=len(batches), partitions=partitions, seconds=seconds)
 
 

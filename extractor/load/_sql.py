@@ -216,7 +216,7 @@ class SqlDestination(Loader):
         try:
             return self.engine.connect()
         except sa.exc.DBAPIError as exc:
-            raise LoadError(f"cannot open {_label(self.engine.url)}: {reason(exc)}") from None
+            raise LoadError(f"cannot open {self.label}: {reason(exc)}") from None
 
 
 def write_sql(
@@ -236,18 +236,7 @@ def write_sql(
     inserts; ``replace`` empties every table first (on PostgreSQL by ``TRUNCATE``, so
     readers wait for the commit instead of seeing empty tables). Whatever the mode,
     failures are upserted by ``instance_id`` and each instance loaded here leaves
-    ``failed_instances``.
-
-    Args:
-        frames: The batch to write.
-        engine_or_url: An engine, or a URL such as ``sqlite:///flows.db``.
-        mode: ``upsert`` (default), ``append`` or ``replace``.
-        schema: Schema to write into, created if missing (PostgreSQL).
-        table_prefix: Prefix of every table name.
-        chunk_size: Rows per ``executemany`` call or ``COPY`` buffer.
-
-    Returns:
-        Rows written per table, instances replaced and the time taken.
+    ``failed_instances``. The other arguments are those of :class:`SqlDestination`.
 
     Raises:
         ConfigError: Invalid mode, schema, prefix or chunk size.
