@@ -83,11 +83,15 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
     def process_result_value(self, value: Any | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        assert isinstance(value, datetime)
-        # Rows written by other tools may lack the offset; this store only holds UTC.
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return as_utc(value)
+
+
+def as_utc(value: object) -> datetime | None:
+    """A time as read back from a destination: this store only holds UTC, so a naive one
+    (SQLite's, or written by another tool) means UTC."""
+    if not isinstance(value, datetime):
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _sql_type(logical: LogicalType) -> TypeEngine[Any]:

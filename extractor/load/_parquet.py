@@ -45,6 +45,7 @@ from extractor.load._batch import (
     Batch,
     unique_by_key,
 )
+from extractor.load._ddl import as_utc
 from extractor.load._loader import Loader, LoadResult, WriteMode, check_mode
 from extractor.load._parquet_compact import CompactResult, compact
 from extractor.load._parquet_files import (
@@ -59,7 +60,7 @@ from extractor.load._parquet_files import (
 )
 from extractor.load._parquet_index import claim_key, read_index
 from extractor.load._parquet_store import StagedBatch, Store, since_last_replace
-from extractor.load._state import Moving, StateStore, as_utc
+from extractor.load._state import Moving, StateStore
 from extractor.tables._frames import FlowFrames, arrow_schema
 from extractor.tables._schema import DATA_TABLES, FAILURES, INSTANCES, TABLES_BY_NAME, Table
 

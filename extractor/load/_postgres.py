@@ -8,11 +8,6 @@ re-loaded instances that vanished are deleted, then ``INSERT ... ON CONFLICT DO 
 writes only the rows that changed. Re-loading unchanged instances therefore rewrites
 nothing, which keeps a second upsert about as fast as the first load and leaves no dead
 rows behind.
-
-Writers into one schema take turns, one batch's transaction at a time, on an advisory
-lock (``_turns``): two writers that both found a table empty would both ``COPY`` into it,
-and the later would fail on the earlier's keys (seen with four runs started together).
-Fetching, the slow part, still runs side by side; readers take no lock.
 """
 
 from __future__ import annotations

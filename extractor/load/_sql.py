@@ -17,13 +17,19 @@ from sqlalchemy.engine import URL, Connection, Dialect, Engine
 
 from extractor.errors import ConfigError, LoadError
 from extractor.load._batch import Batch
-from extractor.load._ddl import SqlTables, build_tables, check_schema_support, ensure_tables
+from extractor.load._ddl import (
+    SqlTables,
+    as_utc,
+    build_tables,
+    check_schema_support,
+    ensure_tables,
+)
 from extractor.load._driver_errors import reason, translated
 from extractor.load._loader import Loader, LoadResult, WriteMode, check_mode
 from extractor.load._portable import write_portable
 from extractor.load._postgres import write_postgres
 from extractor.load._sqlite import on_sqlite_connect, write_sqlite
-from extractor.load._state import Moving, StateStore, as_utc
+from extractor.load._state import Moving, StateStore
 from extractor.load._turns import take_turn
 from extractor.tables._frames import FlowFrames, rows_to_arrow
 from extractor.tables._schema import FAILURES, INSTANCES, TABLES
@@ -141,8 +147,10 @@ class SqlDestination(Loader):
         with self._connection() as conn:
             self._ensure(conn)
             with translated(f"writing ({mode}) to {self.label}"), conn.begin():
-                # One writer at a time (see ``_turns``): two finding a table empty would
-                # both COPY into it, and the second would fail on the first one's keys.
+                # One batch's transaction at a time (see ``_turns``): two writers finding a
+                # table empty would both COPY into it, and the later would fail on the
+                # earlier's keys (seen with four runs started together). Fetching, the slow
+                # part, still runs side by side.
                 take_turn(conn, self.schema)
                 return self._writer(conn, self._tables, batch, mode, self._chunk_size)
 

@@ -17,7 +17,7 @@ from typing import NamedTuple
 import sqlalchemy as sa
 
 from extractor.errors import LoadError
-from extractor.load._ddl import check_identifier
+from extractor.load._ddl import as_utc, check_identifier
 from extractor.load._driver_errors import translated
 from extractor.load._turns import take_turn
 
@@ -30,13 +30,6 @@ class Moving(NamedTuple):
 
     trigger_time: datetime | None
     extracted_at: datetime | None
-
-
-def as_utc(value: object) -> datetime | None:
-    """A time as read back from a destination: SQLite's are naive, and mean UTC."""
-    if not isinstance(value, datetime):
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class StateStore:

@@ -86,8 +86,6 @@ def create_views(engine: Engine, *, schema: str | None = None, table_prefix: str
             SQLite, or the schema or prefix is not a plain identifier.
         LoadError: A table the views read is missing, or the database rejected a statement.
     """
-    if schema is not None:
-        check_identifier(schema, "schema")
     check_schema_support(engine.dialect, schema)
     text = _views_file(engine.dialect.name)
     statements = _split_statements(_rewritten(text, schema, table_prefix))
