@@ -106,13 +106,14 @@ def _sql_type(logical: LogicalType) -> TypeEngine[Any]:
     return types[logical]
 
 
-def check_identifier(value: str, what: str) -> str:
-    """Return ``value`` if it is a plain SQL identifier, else raise :class:`ConfigError`."""
-    if not isinstance(value, str) or not _IDENTIFIER.fullmatch(value):
-        raise ConfigError(
-            f"{what} must match {_IDENTIFIER.pattern} (letters, digits, underscores), got {value!r}"
-        )
-    return value
+def check_names(*, schema: str | None = None, table_prefix: str = "") -> None:
+    """Raise :class:`ConfigError` unless the schema and the prefix are plain SQL identifiers."""
+    for what, value in (("schema", schema), ("table_prefix", table_prefix or None)):
+        if value is not None and not (isinstance(value, str) and _IDENTIFIER.fullmatch(value)):
+            raise ConfigError(
+                f"{what} must match {_IDENTIFIER.pattern} (letters, digits, underscores), "
+                f"got {value!r}"
+            )
 
 
 SqlTables = Mapping[str, sa.Table]
@@ -126,10 +127,7 @@ def build_tables(*, schema: str | None = None, table_prefix: str = "") -> SqlTab
         ConfigError: ``schema`` or ``table_prefix`` is not a plain identifier, or a
             prefixed table name would be longer than 63 characters.
     """
-    if schema is not None:
-        check_identifier(schema, "schema")
-    if table_prefix:
-        check_identifier(table_prefix, "table_prefix")
+    check_names(schema=schema, table_prefix=table_prefix)
     metadata = sa.MetaData()
     return MappingProxyType(
         {t.name: _build_table(t, metadata, schema, table_prefix) for t in TABLES}

@@ -17,7 +17,7 @@ from typing import NamedTuple
 import sqlalchemy as sa
 
 from extractor.errors import LoadError
-from extractor.load._ddl import as_utc, check_identifier
+from extractor.load._ddl import as_utc, check_names
 from extractor.load._driver_errors import translated
 from extractor.load._turns import take_turn
 
@@ -43,8 +43,7 @@ class StateStore:
         table_prefix: str = "",
         label: str | None = None,
     ) -> None:
-        if table_prefix:
-            check_identifier(table_prefix, "table_prefix")
+        check_names(table_prefix=table_prefix)
         self.engine = engine
         self._schema = schema
         meta = sa.MetaData(schema=schema)
