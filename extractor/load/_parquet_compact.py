@@ -95,7 +95,6 @@ def compact(
     """Fold every committed batch into the visible files; with ``merge``, small files too.
 
     Args:
-        store: The directory's staging area.
         merge: Also rewrite every partition that holds anything but its one file.
         shard_rows: Keys matched at a time (see ``_parquet_keys``).
         chunk_cells: Values of one table read and written at a time.
