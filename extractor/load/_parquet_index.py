@@ -72,19 +72,16 @@ def read_index(root: Path, *, claim_key: str | None, scan: bool = False) -> Iter
 
 
 def entries(rows: pa.Table, partitions: pa.ChunkedArray, claim_key: str | None) -> pa.Table:
-    """The entries of ``rows`` (their ``instance_id`` and claim key) in ``partitions``."""
+    """The entries of ``rows`` (their ``instance_id`` and claim key) in ``partitions``.
+
+    One entry per instance and partition; a claimable table's rows are entries already.
+    """
     schema = index_schema(claim_key)
     keys = schema.names[:-1]
-    table = pa.table({**{c: rows.column(c) for c in keys}, "partition": partitions})
-    return _distinct(table.cast(schema), claim_key)
-
-
-def _distinct(table: pa.Table, claim_key: str | None) -> pa.Table:
-    """One entry per instance and partition; a claimable table's rows are entries already."""
+    table = pa.table({**{c: rows.column(c) for c in keys}, "partition": partitions}).cast(schema)
     if claim_key or not table.num_rows:
         return table
-    names = table.column_names
-    return table.group_by(names, use_threads=False).aggregate([]).select(names)
+    return table.group_by(schema.names, use_threads=False).aggregate([]).select(schema.names)
 
 
 def _scan(root: Path, schema: pa.Schema) -> Iterator[pa.Table]:
