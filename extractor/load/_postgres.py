@@ -52,12 +52,8 @@ def write_postgres(
         _copy(cur, _LOADED, pa.table({"instance_id": batch.instance_ids}), chunk_size)
         cur.execute(sql.SQL("ANALYZE {}").format(_LOADED))
         if mode == "upsert":
-            cur.execute(
-                sql.SQL("SELECT count(*) FROM {} p JOIN {} l USING (instance_id)").format(
-                    _name(tables[INSTANCES.name]), _LOADED
-                )
-            )
-            row = cur.fetchone()
+            count = sql.SQL("SELECT count(*) FROM {} p JOIN {} l USING (instance_id)")
+            row = cur.execute(count.format(_name(tables[INSTANCES.name]), _LOADED)).fetchone()
             replaced = int(row[0]) if row else 0
         with translated(f"deleting resolved rows of {tables[FAILURES.name].name}"):
             cur.execute(
@@ -77,9 +73,7 @@ def write_postgres(
 
 
 def _name(table: sa.Table) -> sql.Identifier:
-    if table.schema:
-        return sql.Identifier(str(table.schema), str(table.name))
-    return sql.Identifier(str(table.name))
+    return sql.Identifier(*(str(part) for part in (table.schema, table.name) if part))
 
 
 def _columns(names: list[str], prefix: str = "") -> sql.Composed:
@@ -87,8 +81,7 @@ def _columns(names: list[str], prefix: str = "") -> sql.Composed:
 
 
 def _is_empty(cur: psycopg.Cursor[Any], table: sa.Table) -> bool:
-    cur.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(_name(table)))
-    row = cur.fetchone()
+    row = cur.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(_name(table))).fetchone()
     return not (row and row[0])
 
 
