@@ -124,8 +124,6 @@ class Store:
 
     def batches(self) -> list[StagedBatch]:
         """The committed batches, oldest first."""
-        if not self.staging.is_dir():
-            return []
         found = []
         for path in self.staging.glob(f"{_BATCH}*"):
             seq, mode = path.name.removeprefix(_BATCH).split("-", 1)
