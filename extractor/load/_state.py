@@ -134,7 +134,7 @@ class StateStore:
 
     def record(self, run_key: str, outcomes: Iterable[tuple[str, str]]) -> None:
         """Checkpoint ``(instance_id, outcome)`` pairs; outcome is loaded or failed."""
-        rows = {iid: outcome for iid, outcome in outcomes}
+        rows = dict(outcomes)
         if not rows:
             return
         c = self._checkpoints.c
