@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from types import TracebackType
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import sqlalchemy as sa
 
-from extractor.errors import ConfigError, LoadError
+from extractor.errors import LoadError
 
 _DRIVER_MODULES = ("sqlite3", "_sqlite3", "psycopg")
 _REASON_LINES = 3
 
 
-class translated:  # noqa: N801 - used as a context manager, read like a clause
+@contextmanager
+def translated(doing: str) -> Iterator[None]:
     """Re-raise a driver's or SQLAlchemy's error as a :class:`LoadError` saying what failed.
 
     >>> import sqlite3
@@ -21,29 +23,15 @@ class translated:  # noqa: N801 - used as a context manager, read like a clause
     Traceback (most recent call last):
     extractor.errors.LoadError: writing flow_instances failed: UNIQUE constraint failed: ...
     """
-
-    def __init__(self, doing: str) -> None:
-        self._doing = doing
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if exc is None or isinstance(exc, LoadError | ConfigError):
-            return
-        if isinstance(exc, sa.exc.SQLAlchemyError) or _is_driver_error(exc):
-            raise LoadError(f"{self._doing} failed: {reason(exc)}") from exc
-
-
-def _is_driver_error(exc: BaseException) -> bool:
-    # The fast paths use the driver's own cursor, so its PEP 249 errors arrive unwrapped.
-    module = type(exc).__module__
-    return any(module == m or module.startswith(f"{m}.") for m in _DRIVER_MODULES)
+    try:
+        yield
+    except Exception as exc:
+        # The fast paths use the driver's own cursor, so its PEP 249 errors arrive unwrapped.
+        module = type(exc).__module__
+        is_driver_error = any(module == m or module.startswith(f"{m}.") for m in _DRIVER_MODULES)
+        if isinstance(exc, sa.exc.SQLAlchemyError) or is_driver_error:
+            raise LoadError(f"{doing} failed: {reason(exc)}") from exc
+        raise
 
 
 def reason(exc: BaseException) -> str:

@@ -29,7 +29,6 @@ partitioning=parquet_partitioning())``).
 from __future__ import annotations
 
 import os
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,11 +43,10 @@ from extractor.errors import LoadError
 from extractor.load._batch import (
     CLAIMABLE_TABLES,
     Batch,
-    check_mode,
-    has_repeated_keys,
-    prepare_batch,
+    unique_by_key,
 )
-from extractor.load._loader import LoadResult, WriteMode
+from extractor.load._ddl import as_utc
+from extractor.load._loader import Loader, LoadResult, WriteMode, check_mode
 from extractor.load._parquet_compact import CompactResult, compact
 from extractor.load._parquet_files import (
     NULL_PARTITION,
@@ -62,7 +60,7 @@ from extractor.load._parquet_files import (
 )
 from extractor.load._parquet_index import claim_key, read_index
 from extractor.load._parquet_store import StagedBatch, Store, since_last_replace
-from extractor.load._state import Moving, StateStore, as_utc
+from extractor.load._state import Moving, StateStore
 from extractor.tables._frames import FlowFrames, arrow_schema
 from extractor.tables._schema import DATA_TABLES, FAILURES, INSTANCES, TABLES_BY_NAME, Table
 
@@ -81,7 +79,7 @@ def parquet_partitioning() -> ds.Partitioning:
     return ds.partitioning(pa.schema([(PARTITION_COLUMN, pa.date32())]), flavor="hive")
 
 
-class ParquetDestination:
+class ParquetDestination(Loader):
     """A directory of Parquet datasets as a destination: batches staged as they come and
     compacted into the datasets at the end (:meth:`finish`), the run state in a SQLite
     file beside them, and the queries a sync needs.
@@ -90,10 +88,16 @@ class ParquetDestination:
     so a batch never reads what earlier batches wrote. Other writers may stage batches
     into the same directory; commits and compactions take turns on a file lock.
 
+    :meth:`write` stages a batch; readers see it after :meth:`compact`. ``upsert``
+    replaces every loaded instance's rows wherever they were, including the partition it
+    occupied before its ``cal_dt`` changed; ``append`` fails on an instance or a key
+    already present; ``replace`` leaves only its own batches, and upserts after its
+    first. Failures are upserted by ``instance_id`` in every mode, and each instance
+    loaded here leaves them.
+
     Args:
         path: The destination directory, created if missing.
-        mode: How writes treat rows already there (see :meth:`write`); a ``replace``
-            destination leaves only its own batches, and upserts after its first.
+        mode: How writes treat rows already there.
 
     Raises:
         ConfigError: Invalid mode.
@@ -117,38 +121,16 @@ class ParquetDestination:
             self._state = StateStore(sa.create_engine(f"sqlite:///{file}"), label=str(file))
         return self._state
 
-    def write(self, frames: FlowFrames, *, mode: WriteMode | None = None) -> LoadResult:
-        """Stage one batch, in the destination's mode unless ``mode`` is given; readers
-        see it after :meth:`compact`.
-
-        ``upsert`` replaces every loaded instance's rows wherever they were, including the
-        partition it occupied before its ``cal_dt`` changed; ``append`` fails on an
-        instance already present; ``replace`` leaves only this batch and later ones.
-        Failures are upserted by ``instance_id`` in every mode, and each instance loaded
-        here leaves them.
-
-        Raises:
-            ConfigError: Invalid mode.
-            LoadError: The directory cannot be written, or (``append``) an instance or a
-                key is already there.
-        """
-        started = time.perf_counter()
-        if mode is None:
-            mode = self.mode
-            if mode == "replace":
-                self.mode = "upsert"  # replace empties the datasets once, not every batch
-        mode = check_mode(mode)
-        batch = prepare_batch(frames, mode)
+    def _write(self, batch: Batch, mode: WriteMode) -> int:
         known = self._known_now(claims=mode == "append")
         if mode == "append":
             _check_no_repeats(batch)
             known.check_absent(batch)
         replaced = known.count_present(batch.instance_ids) if mode == "upsert" else 0
-        partitions = _parent_partitions(batch)
         with self._store.open_dir("batch") as work:
 
             def stage(table: Table) -> None:
-                rows = _staged_rows(batch, table, partitions)
+                rows = _staged_rows(batch, table)
                 group = max(1_024, -(-rows.num_rows // _STAGED_ROW_GROUPS))
                 write_file(rows, work / f"{table.name}.parquet", row_group_size=group)
 
@@ -159,11 +141,7 @@ class ParquetDestination:
             write_file(batch.tables[FAILURES.name], work / f"{FAILURES.name}.parquet")
             self._store.commit_batch(work, mode)
         known.add(batch, fresh=mode == "replace")
-        return LoadResult(
-            rows_written=batch.row_counts,
-            instances_replaced=replaced,
-            seconds=time.perf_counter() - started,
-        )
+        return replaced
 
     def compact(self, *, merge: bool = False) -> CompactResult:
         """Fold every staged batch into the datasets, rewriting each partition once.
@@ -225,7 +203,7 @@ def write_parquet(
 ) -> LoadResult:
     """Write every table of ``frames`` to Parquet datasets under ``path``, then compact.
 
-    See :meth:`ParquetDestination.write` for the modes. Runs of many batches use one
+    See :class:`ParquetDestination` for the modes. Runs of many batches use one
     :class:`ParquetDestination` and compact once at the end instead.
 
     Raises:
@@ -248,10 +226,7 @@ def compact_parquet(path: str | os.PathLike[str]) -> CompactResult:
     Raises:
         LoadError: ``path`` is not a directory, or a file cannot be read or written.
     """
-    root = Path(path)
-    if not root.is_dir():
-        raise LoadError(f"no Parquet datasets at {root}: not a directory")
-    return ParquetDestination(root).compact(merge=True)
+    return ParquetDestination(_datasets(path)).compact(merge=True)
 
 
 def read_parquet(path: str | os.PathLike[str]) -> FlowFrames:
@@ -266,9 +241,7 @@ def read_parquet(path: str | os.PathLike[str]) -> FlowFrames:
         LoadError: ``path`` is not a directory, or a file cannot be read or holds a
             column of another type.
     """
-    root = Path(path)
-    if not root.is_dir():
-        raise LoadError(f"no Parquet datasets at {root}: not a directory")
+    root = _datasets(path)
     tables = {}
     for table in (*DATA_TABLES, FAILURES):
         folder = root / table.name
@@ -282,6 +255,13 @@ def read_parquet(path: str | os.PathLike[str]) -> FlowFrames:
             )
         tables[table.name] = data.select(schema.names).cast(schema)
     return FlowFrames(tables)
+
+
+def _datasets(path: str | os.PathLike[str]) -> Path:
+    root = Path(path)
+    if not root.is_dir():
+        raise LoadError(f"no Parquet datasets at {root}: not a directory")
+    return root
 
 
 @dataclass
@@ -308,7 +288,7 @@ class _Known:
             if not any(b.mode == "replace" for b in live):
                 index = read_index(root / table.name, claim_key=claim_key(table))
                 parts += [entries.column(key) for entries in index]
-            chunks = [c for p in parts for c in p.chunks] if parts else []
+            chunks = [c for p in parts for c in p.chunks]
             keys[table.name] = pa.concat_arrays(chunks) if chunks else pa.array([], pa.string())
         return cls(keys)
 
@@ -343,38 +323,22 @@ def _key(table: Table) -> str:
     return claim_key(table) or "instance_id"
 
 
-@dataclass(frozen=True)
-class _Partitions:
-    """Each loaded instance's partition value (its ``cal_dt`` as hive text)."""
-
-    instance_ids: pa.Array
-    values: pa.Array
-
-    def of(self, instance_ids: pa.ChunkedArray) -> pa.Array:
-        """The partition value of each row's parent."""
-        positions = pc.index_in(instance_ids.combine_chunks(), value_set=self.instance_ids)
-        return pc.take(self.values, positions)
-
-
-def _parent_partitions(batch: Batch) -> _Partitions:
+def _staged_rows(batch: Batch, table: Table) -> pa.Table:
+    """The table's rows as files hold them, with their parent's partition, sorted by it."""
     parents = batch.tables[INSTANCES.name]
     cal_dt = parents.column(PARTITION_COLUMN).combine_chunks()
     values = pc.fill_null(cal_dt.cast(pa.string()), NULL_PARTITION)
-    ids = parents.column("instance_id").combine_chunks()
-    return _Partitions(instance_ids=ids, values=values)
-
-
-def _staged_rows(batch: Batch, table: Table, partitions: _Partitions) -> pa.Table:
-    """The table's rows as files hold them, with their partition, sorted by it."""
     data = batch.tables[table.name]
+    ids = data.column("instance_id").combine_chunks()
+    parent = pc.index_in(ids, value_set=parents.column("instance_id").combine_chunks())
     rows = data.select(file_schema(table).names)
-    rows = rows.append_column(PARTITION_COLUMN, partitions.of(data.column("instance_id")))
-    return rows.sort_by(PARTITION_COLUMN)
+    return rows.append_column(PARTITION_COLUMN, pc.take(values, parent)).sort_by(PARTITION_COLUMN)
 
 
 def _check_no_repeats(batch: Batch) -> None:
     for table in (*DATA_TABLES, FAILURES):
-        if has_repeated_keys(batch.tables[table.name], table.primary_key):
+        rows = batch.tables[table.name]
+        if unique_by_key(rows, table.primary_key).num_rows != rows.num_rows:
             raise LoadError(
                 f"append into {table.name}: the batch holds a primary key "
                 f"({', '.join(table.primary_key)}) more than once"

@@ -26,13 +26,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from extractor.errors import LoadError
 from extractor.load._parquet_files import (
     NULL_PARTITION,
     PART_FILE,
     PARTITION_COLUMN,
     SortedReader,
     data_files,
+    failing_as,
     file_schema,
     make_dir,
     partition_folder,
@@ -95,7 +95,6 @@ def compact(
     """Fold every committed batch into the visible files; with ``merge``, small files too.
 
     Args:
-        store: The directory's staging area.
         merge: Also rewrite every partition that holds anything but its one file.
         shard_rows: Keys matched at a time (see ``_parquet_keys``).
         chunk_cells: Values of one table read and written at a time.
@@ -125,20 +124,19 @@ def compact(
                 loads=spilled(_staged(live, INSTANCES, "instance_id"), spill / "loads.arrow"),
                 spill=spill,
             )
-            parts = []
+            partitions = 0
             for table in DATA_TABLES:
-                parts.append(_compact_table(run, table))
-                # Hand back what the table took, so the tables' peaks do not pile up.
-                pa.default_memory_pool().release_unused()
-            for part in parts:
+                part = _compact_table(run, table)
                 manifest.moves += part.moves
                 manifest.removals += part.removals
+                partitions += part.partitions
+                # Hand back what the table took, so the tables' peaks do not pile up.
+                pa.default_memory_pool().release_unused()
             _compact_failures(run, manifest)
             shutil.rmtree(spill)
             store.commit_compaction(work, manifest)
         store.apply_compaction()
     seconds = time.perf_counter() - started
-    partitions = sum(p.partitions for p in parts)
     return CompactResult(batches=len(batches), partitions=partitions, seconds=seconds)
 
 
@@ -168,7 +166,7 @@ def _compact_table(run: _Run, table: Table) -> Manifest:
     arrivals = (claimed or loaded).arrivals
     estimates = _partition_rows(run.batches, table)
     folders = {partition_value(f): f for f in partition_folders(root)}
-    rewrite = set(estimates) | _unique(gone.entries.column("partition"))
+    rewrite = set(estimates) | set(pc.unique(gone.entries.column("partition")).to_pylist())
     if run.merging:
         rewrite |= {v for v, f in folders.items() if [p.name for p in data_files(f)] != [PART_FILE]}
     if run.replacing:
@@ -182,7 +180,7 @@ def _compact_table(run: _Run, table: Table) -> Manifest:
     readers = [(b.seq, SortedReader(b.file(table.name), rows=share)) for b in run.batches]
     path = run.work / table.name / INDEX_FILE
     try:
-        with pa.ipc.new_file(str(path), schema) as writer:
+        with failing_as(f"cannot write {path}"), pa.ipc.new_file(str(path), schema) as writer:
             held = _copy_index(index(), rewrite, writer)
             # Partitions where no entry stays are rewritten from staged rows alone, unread.
             lost = pc.value_counts(gone.entries.column("partition")).to_pylist()
@@ -193,8 +191,6 @@ def _compact_table(run: _Run, table: Table) -> Manifest:
                 written = write_partitions(rows, run.work / table.name)
                 writer.write_table(entries(rows, rows.column(PARTITION_COLUMN), claim))
                 _plan_moves(manifest, run.root, table, chunk, written, set(folders), arrivals, late)
-    except (OSError, pa.ArrowException) as exc:
-        raise LoadError(f"cannot write {path}: {exc}") from exc
     finally:
         for _, reader in readers:
             reader.close()
@@ -368,10 +364,8 @@ def _partition_rows(batches: list[StagedBatch], table: Table) -> dict[str, int]:
 
 def _read_staged(batch: StagedBatch, table: Table, *, columns: list[str] | None = None) -> pa.Table:
     path = batch.file(table.name)
-    try:
+    with failing_as(f"cannot read staged batch {path}"):
         return pq.read_table(path, columns=columns)
-    except (OSError, pa.ArrowException) as exc:
-        raise LoadError(f"cannot read staged batch {path}: {exc}") from exc
 
 
 def _with_seq(data: pa.Table, seq: int) -> pa.Table:
@@ -380,10 +374,6 @@ def _with_seq(data: pa.Table, seq: int) -> pa.Table:
 
 def _relative(root: Path, path: Path) -> str:
     return str(path.relative_to(root))
-
-
-def _unique(values: pa.Array | pa.ChunkedArray) -> set[str]:
-    return {str(v) for v in pc.unique(values).to_pylist()}
 
 
 def _strings(values: set[str]) -> pa.Array:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow as pa
@@ -21,6 +23,23 @@ PART_FILE = "part-0.parquet"
 """After compaction a partition is this one file (see the README on why one)."""
 
 _COMPRESSION = "snappy"
+
+
+@contextmanager
+def failing_as(doing: str) -> Iterator[None]:
+    """Re-raise a file's or Arrow's error as a :class:`LoadError`: ``<doing>: <reason>``."""
+    try:
+        yield
+    except (OSError, pa.ArrowException) as exc:
+        raise LoadError(f"{doing}: {exc}") from exc
+
+
+def read_arrow(path: Path) -> Generator[pa.Table, None, None]:
+    """Yield an Arrow file's schema as an empty table, then its record batches one by one."""
+    with failing_as(f"cannot read {path}"), pa.ipc.open_file(pa.OSFile(str(path))) as reader:
+        yield reader.schema.empty_table()
+        for n in range(reader.num_record_batches):
+            yield pa.Table.from_batches([reader.get_batch(n)])
 
 
 def data_files(folder: Path) -> list[Path]:
@@ -80,7 +99,7 @@ def read_files(
     full = schema if partitioning is None else schema.append(partitioning.schema.field(0))
     if not files:
         return full.empty_table()
-    try:
+    with failing_as(f"cannot read {table.name} files under {files[0].parent}"):
         for file in files:
             _check_types(pq.read_schema(file), schema, table, file)
         dataset = ds.dataset(
@@ -91,8 +110,6 @@ def read_files(
             partition_base_dir=str(base) if base else None,
         )
         return dataset.to_table()
-    except (OSError, pa.ArrowException) as exc:
-        raise LoadError(f"cannot read {table.name} files under {files[0].parent}: {exc}") from exc
 
 
 def _check_types(found: pa.Schema, declared: pa.Schema, table: Table, file: Path) -> None:
@@ -146,10 +163,8 @@ def write_partitions(data: pa.Table, root: Path) -> set[str]:
 
 def row_count(files: list[Path]) -> int:
     """Rows in these Parquet files, from their footers."""
-    try:
+    with failing_as(f"cannot read {files[0].parent}"):
         return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
-    except (OSError, pa.ArrowException) as exc:
-        raise LoadError(f"cannot read {files[0].parent}: {exc}") from exc
 
 
 class SortedReader:
@@ -161,12 +176,10 @@ class SortedReader:
     """
 
     def __init__(self, path: Path, *, rows: int) -> None:
-        try:
+        with failing_as(f"cannot read {path}"):
             # Buffered reads: a row group's column chunks are not held whole.
             self._file = pq.ParquetFile(path, buffer_size=1 << 16, pre_buffer=False)
             self._batches = self._file.iter_batches(batch_size=rows)
-        except (OSError, pa.ArrowException) as exc:
-            raise LoadError(f"cannot read {path}: {exc}") from exc
         self._path = path
         self._held = self._file.schema_arrow.empty_table()
 
@@ -175,7 +188,8 @@ class SortedReader:
         parts = [self._held.slice(0, 0)]
         while True:
             if not self._held.num_rows:
-                batch = self._next()
+                with failing_as(f"cannot read {self._path}"):
+                    batch = next(self._batches, None)
                 if batch is None:
                     break
                 self._held = pa.Table.from_batches([batch])
@@ -189,9 +203,3 @@ class SortedReader:
 
     def close(self) -> None:
         self._file.close()
-
-    def _next(self) -> pa.RecordBatch | None:
-        try:
-            return next(self._batches, None)
-        except (OSError, pa.ArrowException) as exc:
-            raise LoadError(f"cannot read {self._path}: {exc}") from exc

@@ -19,9 +19,14 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from extractor.errors import LoadError
 from extractor.load._batch import CLAIMABLE_TABLES
-from extractor.load._parquet_files import data_files, partition_folders, partition_value
+from extractor.load._parquet_files import (
+    data_files,
+    failing_as,
+    partition_folders,
+    partition_value,
+    read_arrow,
+)
 from extractor.tables._schema import Table
 
 INDEX_FILE = "_instances.arrow"
@@ -56,33 +61,27 @@ def read_index(root: Path, *, claim_key: str | None, scan: bool = False) -> Iter
     schema = index_schema(claim_key)
     path = root / INDEX_FILE
     if not scan and path.exists():
-        try:
-            with pa.ipc.open_file(pa.OSFile(str(path))) as reader:
-                if reader.schema.names == schema.names:
-                    yield schema.empty_table()
-                    for n in range(reader.num_record_batches):
-                        yield pa.Table.from_batches([reader.get_batch(n)]).cast(schema)
-                    return
-        except (OSError, pa.ArrowException) as exc:
-            raise LoadError(f"cannot read {path}: {exc}") from exc
+        parts = read_arrow(path)
+        if next(parts).schema.names == schema.names:
+            yield schema.empty_table()
+            yield from (part.cast(schema) for part in parts)
+            return
+        parts.close()
     yield schema.empty_table()
     yield from _scan(root, schema)
 
 
 def entries(rows: pa.Table, partitions: pa.ChunkedArray, claim_key: str | None) -> pa.Table:
-    """The entries of ``rows`` (their ``instance_id`` and claim key) in ``partitions``."""
+    """The entries of ``rows`` (their ``instance_id`` and claim key) in ``partitions``.
+
+    One entry per instance and partition; a claimable table's rows are entries already.
+    """
     schema = index_schema(claim_key)
     keys = schema.names[:-1]
-    table = pa.table({**{c: rows.column(c) for c in keys}, "partition": partitions})
-    return _distinct(table.cast(schema), claim_key)
-
-
-def _distinct(table: pa.Table, claim_key: str | None) -> pa.Table:
-    """One entry per instance and partition; a claimable table's rows are entries already."""
+    table = pa.table({**{c: rows.column(c) for c in keys}, "partition": partitions}).cast(schema)
     if claim_key or not table.num_rows:
         return table
-    names = table.column_names
-    return table.group_by(names, use_threads=False).aggregate([]).select(names)
+    return table.group_by(schema.names, use_threads=False).aggregate([]).select(schema.names)
 
 
 def _scan(root: Path, schema: pa.Schema) -> Iterator[pa.Table]:
@@ -92,10 +91,8 @@ def _scan(root: Path, schema: pa.Schema) -> Iterator[pa.Table]:
     for folder in partition_folders(root):
         parts = []
         for file in data_files(folder):
-            try:
+            with failing_as(f"cannot read {file}"):
                 parts.append(pq.read_table(file, columns=columns))
-            except (OSError, pa.ArrowException) as exc:
-                raise LoadError(f"cannot read {file}: {exc}") from exc
         if parts:
             keys = pa.concat_tables(parts, promote_options="permissive")
             value = pa.scalar(partition_value(folder), pa.string())

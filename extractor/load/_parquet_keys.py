@@ -19,8 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from extractor.errors import LoadError
-from extractor.load._parquet_files import PARTITION_COLUMN, make_dir
+from extractor.load._parquet_files import PARTITION_COLUMN, failing_as, make_dir, read_arrow
 
 SHARD_ROWS = 250_000
 """Keys matched at a time, staged and indexed together (about ten batches' tasks)."""
@@ -102,7 +101,7 @@ def match(staged: Source, index: Source, key: str, work: Path, shard_rows: int) 
         staged_files = _spill(staged(), key, bounds, folder / "staged")
         index_files = _spill(index(), key, bounds, folder / "index")
         results = [
-            _match_shard(_read(s), _read(i), key)
+            _match_shard(_concat(read_arrow(s)), _concat(read_arrow(i)), key)
             for s, i in zip(staged_files, index_files, strict=True)
         ]
     finally:
@@ -119,25 +118,13 @@ def match(staged: Source, index: Source, key: str, work: Path, shard_rows: int) 
 
 def spilled(parts: Iterator[pa.Table], path: Path) -> Source:
     """Write a side to an Arrow file once; return a source that reads it back from there."""
-    try:
+    with failing_as(f"cannot write {path}"):
         first = next(parts)
         with pa.ipc.new_file(str(path), first.schema) as writer:
             writer.write_table(first)
             for part in parts:
                 writer.write_table(part)
-    except (OSError, pa.ArrowException) as exc:
-        raise LoadError(f"cannot write {path}: {exc}") from exc
-
-    def source() -> Iterator[pa.Table]:
-        try:
-            with pa.ipc.open_file(pa.OSFile(str(path))) as reader:
-                yield reader.schema.empty_table()
-                for n in range(reader.num_record_batches):
-                    yield pa.Table.from_batches([reader.get_batch(n)])
-        except (OSError, pa.ArrowException) as exc:
-            raise LoadError(f"cannot read {path}: {exc}") from exc
-
-    return source
+    return lambda: read_arrow(path)
 
 
 def _match_shard(staged: pa.Table, index: pa.Table, key: str) -> Matches:
@@ -172,14 +159,13 @@ def _spill(parts: Iterator[pa.Table], key: str, bounds: pa.Array, stem: Path) ->
     paths = [stem.with_name(f"{stem.name}-{n}.arrow") for n in range(len(bounds) + 1)]
     writers: list[pa.ipc.RecordBatchFileWriter] = []
     try:
-        for part in parts:
-            if not writers:
-                writers = [pa.ipc.new_file(str(p), part.schema) for p in paths]
-            shard = _shard_of(part.column(key), bounds)
-            for n, writer in enumerate(writers):
-                writer.write_table(part.filter(pc.equal(shard, n)))
-    except (OSError, pa.ArrowException) as exc:
-        raise LoadError(f"cannot write {stem.parent}: {exc}") from exc
+        with failing_as(f"cannot write {stem.parent}"):
+            for part in parts:
+                if not writers:
+                    writers = [pa.ipc.new_file(str(p), part.schema) for p in paths]
+                shard = _shard_of(part.column(key), bounds)
+                for n, writer in enumerate(writers):
+                    writer.write_table(part.filter(pc.equal(shard, n)))
     finally:
         for writer in writers:
             writer.close()
@@ -193,14 +179,6 @@ def _shard_of(keys: pa.ChunkedArray, bounds: pa.Array) -> pa.Array:
         reached = pc.fill_null(pc.greater_equal(keys, bound), False)
         shard = pc.add(shard, pc.cast(reached, pa.int32()))
     return shard
-
-
-def _read(path: Path) -> pa.Table:
-    try:
-        with pa.ipc.open_file(str(path)) as reader:
-            return reader.read_all()
-    except (OSError, pa.ArrowException) as exc:
-        raise LoadError(f"cannot read {path}: {exc}") from exc
 
 
 def _concat(parts: Iterator[pa.Table]) -> pa.Table:

@@ -116,18 +116,14 @@ class Store:
         finally:
             os.close(fd)
 
-    def commit_batch(self, work: Path, mode: WriteMode) -> StagedBatch:
+    def commit_batch(self, work: Path, mode: WriteMode) -> None:
         """Make the staged batch in ``work`` part of the directory's next compaction."""
         with self.locked():
             seq = max((b.seq for b in self.batches()), default=0) + 1
-            target = self.staging / f"{_BATCH}{seq:012d}-{mode}"
-            _commit(work, target)
-        return StagedBatch(seq, mode, target)
+            _commit(work, self.staging / f"{_BATCH}{seq:012d}-{mode}")
 
     def batches(self) -> list[StagedBatch]:
         """The committed batches, oldest first."""
-        if not self.staging.is_dir():
-            return []
         found = []
         for path in self.staging.glob(f"{_BATCH}*"):
             seq, mode = path.name.removeprefix(_BATCH).split("-", 1)

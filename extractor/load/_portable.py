@@ -25,25 +25,25 @@ def write_portable(
     """Write ``batch`` with plain Core statements; return the instances replaced."""
     replaced = 0
     loaded = batch.instance_ids.to_pylist()
-    with conn.begin():
-        if mode == "replace":
-            for t in TABLES:
-                with translated(f"emptying {tables[t.name].name}"):
-                    conn.execute(sa.delete(tables[t.name]))
-        if mode == "upsert":
-            replaced = _count_existing(conn, tables[INSTANCES.name], loaded)
-            for t in DATA_TABLES:
-                _delete_keys(conn, tables[t.name], ("instance_id",), [(i,) for i in loaded])
-            for t in CLAIMABLE_TABLES:
-                keys = _key_rows(batch.tables[t.name], t.primary_key)
-                _delete_keys(conn, tables[t.name], t.primary_key, keys)
-        failed = batch.tables[FAILURES.name].column("instance_id").to_pylist()
-        _delete_keys(conn, tables[FAILURES.name], ("instance_id",), [(i,) for i in loaded + failed])
+    if mode == "replace":
         for t in TABLES:
-            target = tables[t.name]
-            with translated(f"{mode} into {target.name}"):
-                for rows in _chunks(batch.tables[t.name], chunk_size):
-                    conn.execute(sa.insert(target), rows)
+            with translated(f"emptying {tables[t.name].name}"):
+                conn.execute(sa.delete(tables[t.name]))
+    if mode == "upsert":
+        replaced = _count_existing(conn, tables[INSTANCES.name], loaded)
+        for t in DATA_TABLES:
+            _delete_keys(conn, tables[t.name], ("instance_id",), [(i,) for i in loaded])
+        for t in CLAIMABLE_TABLES:
+            data = batch.tables[t.name]
+            keys = list(zip(*(data.column(c).to_pylist() for c in t.primary_key), strict=True))
+            _delete_keys(conn, tables[t.name], t.primary_key, keys)
+    failed = batch.tables[FAILURES.name].column("instance_id").to_pylist()
+    _delete_keys(conn, tables[FAILURES.name], ("instance_id",), [(i,) for i in loaded + failed])
+    for t in TABLES:
+        target = tables[t.name]
+        with translated(f"{mode} into {target.name}"):
+            for rows in _chunks(batch.tables[t.name], chunk_size):
+                conn.execute(sa.insert(target), rows)
     return replaced
 
 
@@ -66,10 +66,6 @@ def _delete_keys(
             else:
                 where = sa.tuple_(*cols).in_(chunk)
             conn.execute(sa.delete(table).where(where))
-
-
-def _key_rows(data: pa.Table, columns: tuple[str, ...]) -> list[tuple[Any, ...]]:
-    return list(zip(*(data.column(c).to_pylist() for c in columns), strict=True))
 
 
 def _chunks(data: pa.Table, size: int) -> Iterator[list[dict[str, Any]]]:

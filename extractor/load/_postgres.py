@@ -8,11 +8,6 @@ re-loaded instances that vanished are deleted, then ``INSERT ... ON CONFLICT DO 
 writes only the rows that changed. Re-loading unchanged instances therefore rewrites
 nothing, which keeps a second upsert about as fast as the first load and leaves no dead
 rows behind.
-
-Writers into one schema take turns, one batch's transaction at a time, on an advisory
-lock (``_turns``): two writers that both found a table empty would both ``COPY`` into it,
-and the later would fail on the earlier's keys (seen with four runs started together).
-Fetching, the slow part, still runs side by side; readers take no lock.
 """
 
 from __future__ import annotations
@@ -22,22 +17,19 @@ from typing import Any
 
 import psycopg
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import sqlalchemy as sa
 from psycopg import sql
 from sqlalchemy.engine import Connection
 
-from extractor.load._batch import Batch
+from extractor.load._batch import Batch, as_sql_text
 from extractor.load._ddl import SqlTables
 from extractor.load._driver_errors import translated
 from extractor.load._loader import WriteMode
-from extractor.load._turns import take_turn
 from extractor.tables._schema import FAILURES, INSTANCES, TABLES, Table
 
 _LOADED = sql.Identifier("_enos_loaded_instances")
 _CSV = pa_csv.WriteOptions(include_header=False)
-_UTC_OFFSET = "+00:00"
 
 
 def write_postgres(
@@ -47,10 +39,7 @@ def write_postgres(
     raw = conn.connection.dbapi_connection
     assert isinstance(raw, psycopg.Connection)
     replaced = 0
-    with conn.begin(), raw.cursor() as cur:
-        # One writer at a time into these tables: two writers finding a table empty would
-        # both COPY into it, and the second would fail on the first one's keys.
-        take_turn(conn, tables.schema)
+    with raw.cursor() as cur:
         if mode == "replace":
             names = sql.SQL(", ").join(_name(tables[t.name]) for t in TABLES)
             with translated("emptying the tables"):
@@ -63,15 +52,15 @@ def write_postgres(
         _copy(cur, _LOADED, pa.table({"instance_id": batch.instance_ids}), chunk_size)
         cur.execute(sql.SQL("ANALYZE {}").format(_LOADED))
         if mode == "upsert":
-            cur.execute(
-                sql.SQL("SELECT count(*) FROM {} p JOIN {} l USING (instance_id)").format(
-                    _name(tables[INSTANCES.name]), _LOADED
-                )
-            )
-            row = cur.fetchone()
+            count = sql.SQL("SELECT count(*) FROM {} p JOIN {} l USING (instance_id)")
+            row = cur.execute(count.format(_name(tables[INSTANCES.name]), _LOADED)).fetchone()
             replaced = int(row[0]) if row else 0
         with translated(f"deleting resolved rows of {tables[FAILURES.name].name}"):
-            cur.execute(_delete_loaded(tables[FAILURES.name]))
+            cur.execute(
+                sql.SQL("DELETE FROM {} t USING {} l WHERE t.instance_id = l.instance_id").format(
+                    _name(tables[FAILURES.name]), _LOADED
+                )
+            )
         for t in TABLES:
             target = tables[t.name]
             data = batch.tables[t.name]
@@ -84,9 +73,7 @@ def write_postgres(
 
 
 def _name(table: sa.Table) -> sql.Identifier:
-    if table.schema:
-        return sql.Identifier(str(table.schema), str(table.name))
-    return sql.Identifier(str(table.name))
+    return sql.Identifier(*(str(part) for part in (table.schema, table.name) if part))
 
 
 def _columns(names: list[str], prefix: str = "") -> sql.Composed:
@@ -94,8 +81,7 @@ def _columns(names: list[str], prefix: str = "") -> sql.Composed:
 
 
 def _is_empty(cur: psycopg.Cursor[Any], table: sa.Table) -> bool:
-    cur.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(_name(table)))
-    row = cur.fetchone()
+    row = cur.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(_name(table))).fetchone()
     return not (row and row[0])
 
 
@@ -109,24 +95,8 @@ def _copy(cur: psycopg.Cursor[Any], target: sql.Composable, data: pa.Table, size
         for batch in data.to_batches(max_chunksize=size):
             if batch.num_rows:
                 buffer = io.BytesIO()
-                pa_csv.write_csv(_csv_ready(batch), buffer, write_options=_CSV)
+                pa_csv.write_csv(as_sql_text(batch), buffer, write_options=_CSV)
                 copy.write(buffer.getbuffer())
-
-
-def _csv_ready(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """Render timestamps as UTC text with an explicit offset.
-
-    Arrow's own CSV rendering of a time-zone-aware timestamp looks the zone up value by
-    value (measured 20x slower than this); the offset keeps the session's TimeZone out.
-    """
-    columns = []
-    for column in batch.columns:
-        if pa.types.is_timestamp(column.type):
-            wall_clock = column.cast(pa.timestamp("us")).cast(pa.string())
-            columns.append(pc.binary_join_element_wise(wall_clock, _UTC_OFFSET, ""))
-        else:
-            columns.append(column)
-    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
 
 
 def _merge(
@@ -178,9 +148,3 @@ def _merge(
         )
     )
     cur.execute(sql.SQL("DROP TABLE {}").format(stage))
-
-
-def _delete_loaded(table: sa.Table) -> sql.Composed:
-    return sql.SQL("DELETE FROM {} t USING {} l WHERE t.instance_id = l.instance_id").format(
-        _name(table), _LOADED
-    )

@@ -8,31 +8,38 @@ SQLite a cached ``executemany`` path; every other dialect the portable SQLAlchem
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
+from typing import Any
 
 import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Dialect, Engine
 
 from extractor.errors import ConfigError, LoadError
-from extractor.load._batch import Batch, check_mode, prepare_batch
-from extractor.load._ddl import SqlTables, build_tables, check_schema_support, ensure_tables
+from extractor.load._batch import Batch
+from extractor.load._ddl import (
+    SqlTables,
+    as_utc,
+    build_tables,
+    check_schema_support,
+    ensure_tables,
+)
 from extractor.load._driver_errors import reason, translated
-from extractor.load._loader import LoadResult, WriteMode
+from extractor.load._loader import Loader, LoadResult, WriteMode, check_mode
 from extractor.load._portable import write_portable
 from extractor.load._postgres import write_postgres
 from extractor.load._sqlite import on_sqlite_connect, write_sqlite
-from extractor.load._state import Moving, StateStore, as_utc
+from extractor.load._state import Moving, StateStore
 from extractor.load._turns import take_turn
 from extractor.tables._frames import FlowFrames, rows_to_arrow
-from extractor.tables._schema import FAILURES, INSTANCES, TABLES, Table
+from extractor.tables._schema import FAILURES, INSTANCES, TABLES
 
 DEFAULT_CHUNK_SIZE = 50_000
 """Rows per ``executemany`` call or ``COPY`` buffer."""
 _READ_ROWS = 50_000
 
 _Writer = Callable[[Connection, SqlTables, Batch, WriteMode, int], int]
+"""Writes a batch inside the caller's transaction; returns the instances replaced."""
 
 
 def connect(engine_or_url: Engine | str | URL) -> Engine:
@@ -68,9 +75,10 @@ def connect(engine_or_url: Engine | str | URL) -> Engine:
     return engine
 
 
-class SqlDestination:
+class SqlDestination(Loader):
     """One SQL database as a destination: its tables, its run state, and the queries a
-    sync needs. Build one per run: it checks the tables once, on the first write.
+    sync needs. Build one per run: it checks the tables once, on the first write, and
+    writes each batch in one transaction (see :func:`write_sql`).
 
     Args:
         engine_or_url: An engine, or a URL such as ``sqlite:///flows.db``. An engine made
@@ -85,6 +93,8 @@ class SqlDestination:
         ConfigError: Invalid schema, prefix or chunk size.
         LoadError: The URL cannot be used.
     """
+
+    _sorts_keys = True  # the order B-tree indexes insert fastest
 
     def __init__(
         self,
@@ -114,27 +124,11 @@ class SqlDestination:
         self.label = _label(self.engine.url)
         """The database's URL without its password, for messages."""
 
-    @property
-    def tables(self) -> dict[str, sa.Table]:
-        """The SQLAlchemy tables written, by declared table name."""
-        return dict(self._tables.by_name)
-
-    def prepare(self) -> None:
-        """Create the schema and tables, or check and migrate them, once per destination.
-
-        Raises:
-            LoadError: naming the database and the driver's reason.
-        """
-        if self._is_ready:
-            return
-        with self._connection() as conn:
-            self._ensure(conn)
-
     def _ensure(self, conn: Connection) -> None:
         if not self._is_ready:
             with translated(f"creating or checking the tables in {self.label}"), conn.begin():
-                take_turn(conn, self._tables.schema)
-                ensure_tables(conn, self._tables)
+                take_turn(conn, self.schema)
+                ensure_tables(conn, self._tables, self.schema)
             self._is_ready = True
 
     @property
@@ -142,31 +136,23 @@ class SqlDestination:
         """The run state (resume checkpoints, sync watermarks), in tables beside the
         data; the data tables are made first, so that the state tables find their schema."""
         if self._state is None:
-            self.prepare()
+            with self._connection() as conn:
+                self._ensure(conn)
             self._state = StateStore(
                 self.engine, schema=self.schema, table_prefix=self.table_prefix, label=self.label
             )
         return self._state
 
-    def write(self, frames: FlowFrames, *, mode: WriteMode | None = None) -> LoadResult:
-        """Write one batch in one transaction, in the destination's mode unless ``mode``
-        is given; see :func:`write_sql`."""
-        started = time.perf_counter()
-        if mode is None:
-            mode = self.mode
-            if mode == "replace":
-                self.mode = "upsert"  # replace empties the tables once, not every batch
-        mode = check_mode(mode)
-        batch = prepare_batch(frames, mode, sort=True)
+    def _write(self, batch: Batch, mode: WriteMode) -> int:
         with self._connection() as conn:
             self._ensure(conn)
-            with translated(f"writing ({mode}) to {self.label}"):
-                replaced = self._writer(conn, self._tables, batch, mode, self._chunk_size)
-        return LoadResult(
-            rows_written=batch.row_counts,
-            instances_replaced=replaced,
-            seconds=time.perf_counter() - started,
-        )
+            with translated(f"writing ({mode}) to {self.label}"), conn.begin():
+                # One batch's transaction at a time (see ``_turns``): two writers finding a
+                # table empty would both COPY into it, and the later would fail on the
+                # earlier's keys (seen with four runs started together). Fetching, the slow
+                # part, still runs side by side.
+                take_turn(conn, self.schema)
+                return self._writer(conn, self._tables, batch, mode, self._chunk_size)
 
     def read(self) -> FlowFrames:
         """Read every table back; see :func:`read_sql`."""
@@ -175,9 +161,9 @@ class SqlDestination:
             inspector = sa.inspect(conn)
             for declared in TABLES:
                 table = self._tables[declared.name]
-                if not inspector.has_table(table.name, schema=self._tables.schema):
+                if not inspector.has_table(table.name, schema=self.schema):
                     continue
-                found = {c["name"] for c in inspector.get_columns(table.name, self._tables.schema)}
+                found = {c["name"] for c in inspector.get_columns(table.name, self.schema)}
                 columns = [
                     table.c[c.name] if c.name in found else sa.null().label(c.name)
                     for c in declared.columns
@@ -197,38 +183,31 @@ class SqlDestination:
 
     def failed_ids(self) -> list[str]:
         """The IDs in ``failed_instances``."""
-        table = self._existing(FAILURES)
-        if table is None:
-            return []
-        with self._connection() as conn:
-            return list(conn.execute(sa.select(table.c.instance_id)).scalars())
+        failures = self._tables[FAILURES.name]
+        return [i for (i,) in self._rows(failures, sa.select(failures.c.instance_id))]
 
     def terminal_ids(self, ids: list[str]) -> set[str]:
         """Which of ``ids`` are loaded in a terminal status (nothing left to fetch)."""
-        table = self._existing(INSTANCES)
-        if not ids or table is None:
-            return set()
+        table = self._tables[INSTANCES.name]
         query = sa.select(table.c.instance_id).where(
             table.c.instance_id.in_(ids), table.c.is_terminal.is_(True)
         )
-        with self._connection() as conn:
-            return set(conn.execute(query).scalars())
+        return {i for (i,) in self._rows(table, query)} if ids else set()
 
     def moving(self) -> dict[str, Moving]:
         """Instances loaded in a status that can still change (RUNNING, WAIT, ...)."""
-        table = self._existing(INSTANCES)
-        if table is None:
-            return {}
+        table = self._tables[INSTANCES.name]
         query = sa.select(table.c.instance_id, table.c.trigger_time, table.c.extracted_at).where(
             sa.or_(table.c.is_terminal.is_(False), table.c.is_terminal.is_(None))
         )
-        with self._connection() as conn:
-            return {i: Moving(as_utc(t), as_utc(e)) for i, t, e in conn.execute(query)}
+        return {i: Moving(as_utc(t), as_utc(e)) for i, t, e in self._rows(table, query)}
 
-    def _existing(self, declared: Table) -> sa.Table | None:
-        table = self._tables[declared.name]
+    def _rows(self, table: sa.Table, query: sa.Select[Any]) -> list[Any]:
+        """The rows of ``query`` on ``table``, or none while ``table`` does not exist."""
         with self._connection() as conn:
-            return table if sa.inspect(conn).has_table(table.name, schema=self.schema) else None
+            if not sa.inspect(conn).has_table(table.name, schema=self.schema):
+                return []
+            return list(conn.execute(query))
 
     def close(self) -> None:
         """Dispose of the engine if this destination made it."""
@@ -245,7 +224,7 @@ class SqlDestination:
         try:
             return self.engine.connect()
         except sa.exc.DBAPIError as exc:
-            raise LoadError(f"cannot open {_label(self.engine.url)}: {reason(exc)}") from None
+            raise LoadError(f"cannot open {self.label}: {reason(exc)}") from None
 
 
 def write_sql(
@@ -265,18 +244,7 @@ def write_sql(
     inserts; ``replace`` empties every table first (on PostgreSQL by ``TRUNCATE``, so
     readers wait for the commit instead of seeing empty tables). Whatever the mode,
     failures are upserted by ``instance_id`` and each instance loaded here leaves
-    ``failed_instances``.
-
-    Args:
-        frames: The batch to write.
-        engine_or_url: An engine, or a URL such as ``sqlite:///flows.db``.
-        mode: ``upsert`` (default), ``append`` or ``replace``.
-        schema: Schema to write into, created if missing (PostgreSQL).
-        table_prefix: Prefix of every table name.
-        chunk_size: Rows per ``executemany`` call or ``COPY`` buffer.
-
-    Returns:
-        Rows written per table, instances replaced and the time taken.
+    ``failed_instances``. The other arguments are those of :class:`SqlDestination`.
 
     Raises:
         ConfigError: Invalid mode, schema, prefix or chunk size.

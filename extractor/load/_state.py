@@ -17,7 +17,7 @@ from typing import NamedTuple
 import sqlalchemy as sa
 
 from extractor.errors import LoadError
-from extractor.load._ddl import check_identifier
+from extractor.load._ddl import as_utc, check_names
 from extractor.load._driver_errors import translated
 from extractor.load._turns import take_turn
 
@@ -32,41 +32,6 @@ class Moving(NamedTuple):
     extracted_at: datetime | None
 
 
-def as_utc(value: object) -> datetime | None:
-    """A time as read back from a destination: SQLite's are naive, and mean UTC."""
-    if not isinstance(value, datetime):
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _state_tables(
-    schema: str | None, prefix: str
-) -> tuple[sa.MetaData, sa.Table, sa.Table, sa.Table]:
-    meta = sa.MetaData(schema=schema)
-    checkpoints = sa.Table(
-        f"{prefix}extractor_checkpoints",
-        meta,
-        sa.Column("run_key", sa.String(64), primary_key=True),
-        sa.Column("instance_id", sa.Text, primary_key=True),
-        sa.Column("outcome", sa.String(16), nullable=False),
-    )
-    runs = sa.Table(
-        f"{prefix}extractor_runs",
-        meta,
-        sa.Column("run_key", sa.String(64), primary_key=True),
-        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("finished_at", sa.DateTime(timezone=True)),
-        sa.Column("description", sa.Text),
-    )
-    watermarks = sa.Table(
-        f"{prefix}extractor_watermarks",
-        meta,
-        sa.Column("name", sa.String(200), primary_key=True),
-        sa.Column("value", sa.DateTime(timezone=True), nullable=False),
-    )
-    return meta, checkpoints, runs, watermarks
-
-
 class StateStore:
     """Checkpoints and watermarks in one database (any SQLAlchemy engine)."""
 
@@ -78,12 +43,30 @@ class StateStore:
         table_prefix: str = "",
         label: str | None = None,
     ) -> None:
-        if table_prefix:
-            check_identifier(table_prefix, "table_prefix")
+        check_names(table_prefix=table_prefix)
         self.engine = engine
         self._schema = schema
-        self._meta, self._checkpoints, self._runs, self._watermarks = _state_tables(
-            schema, table_prefix
+        meta = sa.MetaData(schema=schema)
+        self._checkpoints = sa.Table(
+            f"{table_prefix}extractor_checkpoints",
+            meta,
+            sa.Column("run_key", sa.String(64), primary_key=True),
+            sa.Column("instance_id", sa.Text, primary_key=True),
+            sa.Column("outcome", sa.String(16), nullable=False),
+        )
+        self._runs = sa.Table(
+            f"{table_prefix}extractor_runs",
+            meta,
+            sa.Column("run_key", sa.String(64), primary_key=True),
+            sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+            sa.Column("finished_at", sa.DateTime(timezone=True)),
+            sa.Column("description", sa.Text),
+        )
+        self._watermarks = sa.Table(
+            f"{table_prefix}extractor_watermarks",
+            meta,
+            sa.Column("name", sa.String(200), primary_key=True),
+            sa.Column("value", sa.DateTime(timezone=True), nullable=False),
         )
         self._where = label or engine.url.render_as_string(hide_password=True)
         if engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:"):
@@ -93,7 +76,7 @@ class StateStore:
                 "give a file (sqlite:///path.db)"
             )
         with translated(f"creating the state tables in {self._where}"), self._writing() as conn:
-            self._meta.create_all(conn)
+            meta.create_all(conn)
 
     @contextmanager
     def _writing(self) -> Iterator[sa.Connection]:
@@ -151,7 +134,7 @@ class StateStore:
 
     def record(self, run_key: str, outcomes: Iterable[tuple[str, str]]) -> None:
         """Checkpoint ``(instance_id, outcome)`` pairs; outcome is loaded or failed."""
-        rows = {iid: outcome for iid, outcome in outcomes}
+        rows = dict(outcomes)
         if not rows:
             return
         c = self._checkpoints.c
@@ -173,9 +156,7 @@ class StateStore:
             value = conn.execute(
                 sa.select(self._watermarks.c.value).where(self._watermarks.c.name == name)
             ).scalar()
-        if value is not None and value.tzinfo is None:  # SQLite drops the zone
-            value = value.replace(tzinfo=UTC)
-        return value
+        return as_utc(value)
 
     def set_watermark(self, name: str, value: datetime) -> None:
         with self._writing() as conn:

@@ -15,11 +15,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from extractor.errors import ConfigError, LoadError
-from extractor.load._ddl import check_identifier, check_schema_support
+from extractor.load._ddl import check_names, check_schema_support
 from extractor.load._driver_errors import translated
 from extractor.tables._schema import DEPENDENCIES, INSTANCES, TASKS
-
-__all__ = ["VIEW_DIALECTS", "create_views", "view_sql"]
 
 VIEW_DIALECTS: tuple[str, ...] = ("sqlite", "postgresql")
 """Dialects that have a views file."""
@@ -42,26 +40,14 @@ def view_sql(dialect: str, *, schema: str | None = None, table_prefix: str = "")
     ...  if "AS i ON" in line][0].strip()
     'JOIN "bi"."enos_flow_instances" AS i ON i.instance_id = t.instance_id'
     """
-    return _rewritten(_views_file(dialect), schema, table_prefix)
-
-
-def _views_file(dialect: str) -> str:
     if dialect not in VIEW_DIALECTS:
         raise ConfigError(
             f"no views for SQL dialect {dialect!r}; available: {', '.join(VIEW_DIALECTS)}"
         )
-    path = files("extractor.load").joinpath("sql", f"views_{dialect}.sql")
-    return path.read_text(encoding="utf-8")
-
-
-def _rewritten(text: str, schema: str | None, table_prefix: str) -> str:
-    """``text`` with every table and view name given the prefix and schema."""
+    text = files("extractor.load").joinpath("sql", f"views_{dialect}.sql").read_text("utf-8")
     if schema is None and not table_prefix:
         return text
-    if schema is not None:
-        check_identifier(schema, "schema")
-    if table_prefix:
-        check_identifier(table_prefix, "table_prefix")
+    check_names(schema=schema, table_prefix=table_prefix)
     names = re.compile(rf"\b({'|'.join((*_TABLES_READ, *_VIEW_NAME.findall(text)))})\b")
     within = f'"{schema}".' if schema is not None else ""
 
@@ -88,11 +74,11 @@ def create_views(engine: Engine, *, schema: str | None = None, table_prefix: str
             SQLite, or the schema or prefix is not a plain identifier.
         LoadError: A table the views read is missing, or the database rejected a statement.
     """
-    if schema is not None:
-        check_identifier(schema, "schema")
+    check_names(schema=schema)  # the name's error first, even on SQLite
     check_schema_support(engine.dialect, schema)
-    text = _views_file(engine.dialect.name)
-    statements = _split_statements(_rewritten(text, schema, table_prefix))
+    text = view_sql(engine.dialect.name)
+    named = view_sql(engine.dialect.name, schema=schema, table_prefix=table_prefix)
+    statements = _split_statements(named)
     names = [table_prefix + name for name in _VIEW_NAME.findall(text)]
     with translated("creating the views"), engine.begin() as conn:
         inspector = sa.inspect(conn)

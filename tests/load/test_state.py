@@ -10,7 +10,8 @@ import pytest
 import sqlalchemy as sa
 
 from extractor.errors import ConfigError, LoadError
-from extractor.load._state import StateStore, as_utc
+from extractor.load._ddl import as_utc
+from extractor.load._state import StateStore
 
 WHEN = datetime(2026, 1, 31, 16, 30, 15, 250000, tzinfo=UTC)
 
