@@ -10,7 +10,7 @@ handed to Airflow's masker, so task logs show ``***`` instead.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import sqlalchemy as sa
 
@@ -35,15 +35,7 @@ def gateway(conn_id: str | None) -> GatewayConfig:
         found = {var: Variable.get(var, default=None) for var in ENV_VARS.values()}
         values = {k: str(v) for k, v in found.items() if v}
     else:
-        conn = BaseHook.get_connection(conn_id)
-        values = gateway_values(
-            conn_type=conn.conn_type,
-            host=conn.host,
-            port=conn.port,
-            login=conn.login,
-            password=conn.password,
-            extra=conn.extra_dejson,
-        )
+        values = gateway_values(BaseHook.get_connection(conn_id))
     if values.get(ENV_VARS["app_secret"]):
         mask_secret(values[ENV_VARS["app_secret"]])
     return load_gateway_config(env=values)
@@ -56,16 +48,7 @@ def warehouse(conn_id: str, *, schema: str | None, prefix: str) -> SqlDestinatio
 
     from extractor.load import SqlDestination
 
-    conn = BaseHook.get_connection(conn_id)
-    url = warehouse_url(
-        conn_type=conn.conn_type,
-        host=conn.host,
-        port=conn.port,
-        login=conn.login,
-        password=conn.password,
-        schema=conn.schema,
-        extra=conn.extra_dejson,
-    )
+    url = warehouse_url(BaseHook.get_connection(conn_id))
     if url.password:
         mask_secret(str(url.password))
     return SqlDestination(
@@ -75,62 +58,60 @@ def warehouse(conn_id: str, *, schema: str | None, prefix: str) -> SqlDestinatio
     )
 
 
-def gateway_values(
-    *,
-    conn_type: str | None,
-    host: str | None,
-    port: int | None,
-    login: str | None,
-    password: str | None,
-    extra: Mapping[str, Any],
-) -> dict[str, str]:
+class Connection(Protocol):
+    """The fields of an Airflow connection read here."""
+
+    conn_type: str | None
+    host: str | None
+    port: int | None
+    login: str | None
+    password: str | None
+    schema: str | None
+    extra_dejson: Mapping[str, Any]
+
+
+def gateway_values(conn: Connection) -> dict[str, str]:
     """An Airflow connection's fields as the ``ENOS_*`` settings they stand for.
 
-    >>> values = gateway_values(conn_type="https", host="gw.example.com", port=None,
-    ...     login="key", password="s3cret", extra={"org_id": "o1", "user_id": "u1"})
+    >>> from types import SimpleNamespace as Conn
+    >>> values = gateway_values(Conn(conn_type="https", host="gw.example.com", port=None,
+    ...     login="key", password="s3cret", extra_dejson={"org_id": "o1", "user_id": "u1"}))
     >>> values["ENOS_GATEWAY"], values["ENOS_APP_KEY"], values["ENOS_ORG_ID"]
     ('https://gw.example.com', 'key', 'o1')
     """
-    url = host or ""
+    url = conn.host or ""
     if url and "://" not in url:
-        scheme = conn_type if conn_type in ("http", "https") else "https"
-        url = f"{scheme}://{url}{f':{port}' if port else ''}"
-    values = {"base_url": url, "app_key": login or "", "app_secret": password or ""}
-    values.update({k: str(v) for k, v in extra.items() if k in _GATEWAY_EXTRA})
+        scheme = conn.conn_type if conn.conn_type in ("http", "https") else "https"
+        url = f"{scheme}://{url}{f':{conn.port}' if conn.port else ''}"
+    values = {"base_url": url, "app_key": conn.login or "", "app_secret": conn.password or ""}
+    values.update({k: str(v) for k, v in conn.extra_dejson.items() if k in _GATEWAY_EXTRA})
     return {ENV_VARS[k]: v for k, v in values.items() if v}
 
 
-def warehouse_url(
-    *,
-    conn_type: str | None,
-    host: str | None,
-    port: int | None,
-    login: str | None,
-    password: str | None,
-    schema: str | None,
-    extra: Mapping[str, Any],
-) -> sa.URL:
+def warehouse_url(conn: Connection) -> sa.URL:
     """The SQLAlchemy URL of an Airflow connection: its ``sqlalchemy_url`` extra, or for
     the Postgres type its fields (``schema`` is the database, as in Airflow).
 
-    >>> warehouse_url(conn_type="postgres", host="db", port=5432, login="etl", password="pw",
-    ...     schema="warehouse", extra={"sslmode": "require"}).render_as_string()
+    >>> from types import SimpleNamespace as Conn
+    >>> warehouse_url(Conn(conn_type="postgres", host="db", port=5432, login="etl",
+    ...     password="pw", schema="warehouse", extra_dejson={"sslmode": "require"}),
+    ... ).render_as_string()
     'postgresql://etl:***@db:5432/warehouse?sslmode=require'
     """
+    extra = conn.extra_dejson
     if extra.get("sqlalchemy_url"):
         return sa.make_url(str(extra["sqlalchemy_url"]))
-    if conn_type not in ("postgres", "postgresql"):
+    if conn.conn_type not in ("postgres", "postgresql"):
         raise ConfigError(
-            f"the warehouse connection is of type {conn_type!r}: use the Postgres type, "
+            f"the warehouse connection is of type {conn.conn_type!r}: use the Postgres type, "
             "or put a SQLAlchemy URL in its extra as sqlalchemy_url"
         )
-    query = {k: str(v) for k, v in extra.items() if k in _LIBPQ_EXTRA}
     return sa.URL.create(
         "postgresql",
-        username=login or None,
-        password=password or None,
-        host=host or None,
-        port=port,
-        database=schema or None,
-        query=query,
+        username=conn.login or None,
+        password=conn.password or None,
+        host=conn.host or None,
+        port=conn.port,
+        database=conn.schema or None,
+        query={k: str(v) for k, v in extra.items() if k in _LIBPQ_EXTRA},
     )

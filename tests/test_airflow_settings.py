@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -11,6 +13,12 @@ from extractor._airflow_connections import warehouse_url
 from extractor.airflow import Settings, _finish, split_windows
 from extractor.errors import ConfigError, ExtractorError
 from extractor.run._pipeline import RunReport
+
+
+def connection(**fields: Any) -> SimpleNamespace:
+    """An Airflow connection with these fields, the others empty."""
+    blank = dict.fromkeys(["conn_type", "host", "port", "login", "password", "schema"])
+    return SimpleNamespace(**{**blank, "extra_dejson": {}, **fields})
 
 
 def test_a_partial_run_warns_or_fails_as_configured(caplog: pytest.LogCaptureFixture) -> None:
@@ -36,26 +44,11 @@ def test_a_clean_run_returns_its_counts_and_window() -> None:
 
 
 def test_the_warehouse_is_postgres_or_a_sqlalchemy_url() -> None:
-    given = warehouse_url(
-        conn_type="generic",
-        host=None,
-        port=None,
-        login=None,
-        password=None,
-        schema=None,
-        extra={"sqlalchemy_url": "sqlite:////tmp/flows.db"},
-    )
+    url = {"sqlalchemy_url": "sqlite:////tmp/flows.db"}
+    given = warehouse_url(connection(conn_type="generic", extra_dejson=url))
     assert given.render_as_string() == "sqlite:////tmp/flows.db"
     with pytest.raises(ConfigError, match="sqlalchemy_url"):
-        warehouse_url(
-            conn_type="mysql",
-            host="db",
-            port=None,
-            login=None,
-            password=None,
-            schema=None,
-            extra={},
-        )
+        warehouse_url(connection(conn_type="mysql", host="db"))
 
 
 @pytest.mark.parametrize(

@@ -51,7 +51,7 @@ class LoadResult:
         return sum(self.rows_written.values())
 
 
-class Loader:
+class BaseDestination:
     """A destination's writes: each batch checked and typed, in the destination's mode."""
 
     mode: WriteMode

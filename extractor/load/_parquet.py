@@ -46,7 +46,7 @@ from extractor.load._batch import (
     unique_by_key,
 )
 from extractor.load._ddl import as_utc
-from extractor.load._loader import Loader, LoadResult, WriteMode, check_mode
+from extractor.load._loader import BaseDestination, LoadResult, WriteMode, check_mode
 from extractor.load._parquet_compact import CompactResult, compact
 from extractor.load._parquet_files import (
     NULL_PARTITION,
@@ -79,7 +79,7 @@ def parquet_partitioning() -> ds.Partitioning:
     return ds.partitioning(pa.schema([(PARTITION_COLUMN, pa.date32())]), flavor="hive")
 
 
-class ParquetDestination(Loader):
+class ParquetDestination(BaseDestination):
     """A directory of Parquet datasets as a destination: batches staged as they come and
     compacted into the datasets at the end (:meth:`finish`), the run state in a SQLite
     file beside them, and the queries a sync needs.

@@ -25,7 +25,7 @@ from extractor.load._ddl import (
     ensure_tables,
 )
 from extractor.load._driver_errors import reason, translated
-from extractor.load._loader import Loader, LoadResult, WriteMode, check_mode
+from extractor.load._loader import BaseDestination, LoadResult, WriteMode, check_mode
 from extractor.load._portable import write_portable
 from extractor.load._postgres import write_postgres
 from extractor.load._sqlite import on_sqlite_connect, write_sqlite
@@ -75,7 +75,7 @@ def connect(engine_or_url: Engine | str | URL) -> Engine:
     return engine
 
 
-class SqlDestination(Loader):
+class SqlDestination(BaseDestination):
     """One SQL database as a destination: its tables, its run state, and the queries a
     sync needs. Build one per run: it checks the tables once, on the first write, and
     writes each batch in one transaction (see :func:`write_sql`).
